@@ -1,0 +1,385 @@
+//! Scoring a group: root-cause candidates, blast radius, priority, owners,
+//! runbooks and the impact-first title; and rendering the incident event.
+//!
+//! Everything here is a pure function of a group, its member alerts, the
+//! topology and the settings, so the same state always renders the same
+//! event.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+use triage_model::{
+    AlertEntry, AlertSeverity, AlertStatus, BlastRadius, EventKind, Fingerprint, IncidentEvent,
+    Priority, RootCause, SCHEMA_V1, Timestamp,
+};
+use triage_topology::{ServiceId, Topology};
+
+use crate::settings::Settings;
+use crate::state::{AlertState, Group, JoinReason, ServiceRef};
+
+/// Most root-cause candidates listed.
+const MAX_ROOT_CAUSES: usize = 3;
+/// Most runbooks listed.
+const MAX_RUNBOOKS: usize = 10;
+
+/// What follows from a group's alerting services.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Analysis {
+    /// Ranked candidates: service, score, reason.
+    pub root_cause: Vec<(ServiceId, f64, String)>,
+    /// Impacted catalog services, sorted by id.
+    pub impacted: Vec<ServiceId>,
+    /// Alerting services not in the catalog.
+    pub unknown: Vec<String>,
+    /// Weighted blast radius.
+    pub score: u64,
+    /// Priority the thresholds give.
+    pub priority: Priority,
+    /// How the thresholds gave it.
+    pub priority_reason: String,
+}
+
+/// Scores a group.
+pub fn analyse(group: &Group, topology: &Topology, settings: &Settings) -> Analysis {
+    let mut alerting: Vec<(ServiceId, Timestamp)> = Vec::new();
+    let mut unknown = Vec::new();
+    for (service, tally) in &group.services {
+        match service {
+            ServiceRef::Known(id) => alerting.push((*id, tally.first_at)),
+            ServiceRef::Unknown(name) => unknown.push(name.to_string()),
+            ServiceRef::Absent => {}
+        }
+    }
+    let root_cause = rank_root_causes(&alerting, topology);
+    let roots: Vec<ServiceId> = root_cause.iter().map(|r| r.0).collect();
+    let mut impacted = topology.transitive_dependents(&roots);
+    impacted.extend(alerting.iter().map(|a| a.0));
+    impacted.sort_unstable();
+    impacted.dedup();
+
+    let policy = &settings.severity;
+    let score = impacted
+        .iter()
+        .map(|&id| {
+            let s = topology.service(id);
+            policy.weight(s.tier, s.user_facing)
+        })
+        .sum::<u64>()
+        + policy.unknown_weight() * unknown.len() as u64;
+    let (priority, priority_reason) = priority_of(score, group.max_severity, settings);
+    Analysis { root_cause, impacted, unknown, score, priority, priority_reason }
+}
+
+/// Candidates are alerting services none of whose (transitive) dependencies
+/// is alerting; ranked by the share of alerting services they explain, then
+/// by who alerted first, then by name. In a cycle of alerting services
+/// nobody qualifies, and every alerting service is ranked instead.
+fn rank_root_causes(
+    alerting: &[(ServiceId, Timestamp)],
+    topology: &Topology,
+) -> Vec<(ServiceId, f64, String)> {
+    if alerting.is_empty() {
+        return Vec::new();
+    }
+    let first_at: FxHashMap<ServiceId, Timestamp> = alerting.iter().copied().collect();
+    let is_alerting = |id: &ServiceId| first_at.contains_key(id);
+    let mut candidates: Vec<(ServiceId, usize)> = Vec::new();
+    for &(id, _) in alerting {
+        let deps = topology.transitive_dependencies(&[id]);
+        if deps.iter().any(|d| *d != id && is_alerting(d)) {
+            continue;
+        }
+        candidates.push((id, explained(id, topology, &is_alerting)));
+    }
+    let in_cycle = candidates.is_empty();
+    if in_cycle {
+        candidates = alerting
+            .iter()
+            .map(|&(id, _)| (id, explained(id, topology, &is_alerting)))
+            .collect();
+    }
+    candidates.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then(first_at[&a.0].cmp(&first_at[&b.0]))
+            .then(topology.name(a.0).cmp(topology.name(b.0)))
+    });
+    candidates
+        .into_iter()
+        .take(MAX_ROOT_CAUSES)
+        .map(|(id, count)| {
+            let share = count as f64 / alerting.len() as f64;
+            let score = (share * 1000.0).round() / 1000.0;
+            let why = if in_cycle {
+                "alerting services form a dependency cycle"
+            } else {
+                "no dependency of it is alerting"
+            };
+            let reason = format!(
+                "{why}; explains {count} of {} alerting services; first alert at {}",
+                alerting.len(),
+                first_at[&id]
+            );
+            (id, score, reason)
+        })
+        .collect()
+}
+
+/// Alerting services that depend on `id` (itself included).
+fn explained(id: ServiceId, topology: &Topology, is_alerting: &dyn Fn(&ServiceId) -> bool) -> usize {
+    topology.transitive_dependents(&[id]).iter().filter(|d| is_alerting(d)).count()
+}
+
+fn priority_of(score: u64, severity: AlertSeverity, settings: &Settings) -> (Priority, String) {
+    let levels = &settings.severity.levels;
+    for (level, priority) in levels.iter().zip([Priority::P1, Priority::P2, Priority::P3]) {
+        if score >= level.min_blast_score && severity >= level.min_alert_severity {
+            let reason = format!(
+                "{priority}: blast radius {score} >= {} and most severe alert {} >= {}",
+                level.min_blast_score,
+                severity.as_str(),
+                level.min_alert_severity.as_str()
+            );
+            return (priority, reason);
+        }
+    }
+    let p3 = &levels[2];
+    let reason = format!(
+        "P4: below P3 (needs blast radius >= {} and an alert >= {}); blast radius {score}, \
+         most severe alert {}",
+        p3.min_blast_score,
+        p3.min_alert_severity.as_str(),
+        severity.as_str()
+    );
+    (Priority::P4, reason)
+}
+
+/// What an event carries besides the group.
+pub struct EventHeader<'a> {
+    pub kind: EventKind,
+    pub at: Timestamp,
+    pub merged_into: Option<&'a str>,
+}
+
+/// Renders the incident event for `group` (which must carry an incident).
+pub fn render_event(
+    header: &EventHeader<'_>,
+    group: &Group,
+    alerts: &FxHashMap<Fingerprint, AlertState>,
+    analysis: &Analysis,
+    topology: &Topology,
+    settings: &Settings,
+) -> Option<IncidentEvent> {
+    let incident = group.incident.as_ref()?;
+    let mut members: Vec<&AlertState> =
+        group.members.iter().filter_map(|fp| alerts.get(fp)).collect();
+    members.sort_by_key(|a| (a.starts_at, a.fingerprint));
+    let firing = members.iter().filter(|a| a.status == AlertStatus::Firing).count();
+    let listed = members.len().min(settings.limits.max_alerts_listed);
+
+    let services = service_names(group, topology);
+    let resolved_at = (header.kind == EventKind::Resolved).then_some(header.at);
+    let title = title(group, analysis, topology, members.len(), services.len(), resolved_at);
+    let user_facing = analysis
+        .impacted
+        .iter()
+        .filter(|&&id| topology.service(id).user_facing)
+        .map(|&id| topology.name(id).to_owned());
+    Some(IncidentEvent {
+        schema: SCHEMA_V1.to_owned(),
+        event: header.kind,
+        event_id: format!("{}:{}", incident.id, incident.version),
+        incident_id: incident.id.clone(),
+        version: incident.version,
+        at: header.at,
+        severity: incident.severity,
+        title,
+        first_alert_at: group.first_at,
+        declared_at: incident.declared_at,
+        resolved_at,
+        merged_into: header.merged_into.map(str::to_owned),
+        declared_reason: incident.declared_reason.clone(),
+        severity_reason: analysis.priority_reason.clone(),
+        services,
+        root_cause: analysis
+            .root_cause
+            .iter()
+            .map(|(id, score, reason)| RootCause {
+                service: topology.name(*id).to_owned(),
+                score: *score,
+                reason: reason.clone(),
+            })
+            .collect(),
+        blast_radius: BlastRadius {
+            score: analysis.score,
+            impacted: sorted(analysis.impacted.iter().map(|&id| topology.name(id).to_owned())),
+            user_facing: sorted(user_facing),
+        },
+        owners: owners(group, analysis, topology),
+        runbooks: runbooks(analysis, &members, topology),
+        alert_count: members.len() as u32,
+        firing_count: firing as u32,
+        alerts_omitted: (members.len() - listed) as u32,
+        alerts: members[..listed]
+            .iter()
+            .map(|a| alert_entry(a, topology))
+            .collect(),
+    })
+}
+
+fn sorted(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut v: Vec<String> = names.collect();
+    v.sort();
+    v
+}
+
+fn service_names(group: &Group, topology: &Topology) -> Vec<String> {
+    sorted(group.services.keys().filter_map(|s| service_name(s, topology).map(str::to_owned)))
+}
+
+/// The printable name of a service reference.
+pub fn service_name<'a>(service: &'a ServiceRef, topology: &'a Topology) -> Option<&'a str> {
+    match service {
+        ServiceRef::Known(id) => Some(topology.name(*id)),
+        ServiceRef::Unknown(name) => Some(name),
+        ServiceRef::Absent => None,
+    }
+}
+
+/// The service to lead the title with: the most critical impacted
+/// user-facing service, else the most critical impacted one.
+fn lead_service(analysis: &Analysis, topology: &Topology) -> Option<String> {
+    let rank = |id: &ServiceId| {
+        let s = topology.service(*id);
+        (!s.user_facing, s.tier, s.name.clone())
+    };
+    analysis
+        .impacted
+        .iter()
+        .min_by_key(|id| rank(id))
+        .map(|&id| topology.name(id).to_owned())
+        .or_else(|| analysis.unknown.first().cloned())
+}
+
+fn title(
+    group: &Group,
+    analysis: &Analysis,
+    topology: &Topology,
+    alert_count: usize,
+    service_count: usize,
+    resolved_at: Option<Timestamp>,
+) -> String {
+    let lead = lead_service(analysis, topology).unwrap_or_else(|| "unplaced alerts".to_owned());
+    let mut title = match resolved_at {
+        Some(at) => format!("{lead} recovered after {}", human_duration(at.since(group.first_at))),
+        None => format!("{lead} degraded"),
+    };
+    let _ = write!(title, ": {}", plural(alert_count, "alert"));
+    if service_count > 0 {
+        let _ = write!(title, " on {}", plural(service_count, "service"));
+    }
+    if let Some((root, _, _)) = analysis.root_cause.first() {
+        let root = topology.name(*root);
+        if root != lead || service_count > 1 {
+            let _ = write!(title, ", likely cause {root}");
+        }
+    }
+    title
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// `1h02m`, `5m30s`, `45s`: short and stable.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs / 60 % 60),
+    }
+}
+
+fn owners(group: &Group, analysis: &Analysis, topology: &Topology) -> Vec<String> {
+    let roots = analysis.root_cause.iter().map(|r| r.0);
+    let others = group.services.keys().filter_map(|s| match s {
+        ServiceRef::Known(id) => Some(*id),
+        _ => None,
+    });
+    let mut out: Vec<String> = Vec::new();
+    for id in roots.chain(others) {
+        if let Some(owner) = &topology.service(id).owner
+            && !out.iter().any(|o| o.as_str() == owner.as_ref())
+        {
+            out.push(owner.to_string());
+        }
+    }
+    out
+}
+
+fn runbooks(analysis: &Analysis, members: &[&AlertState], topology: &Topology) -> Vec<String> {
+    let roots = analysis.root_cause.iter().map(|r| r.0);
+    let from_catalog = roots
+        .chain(analysis.impacted.iter().copied())
+        .filter_map(|id| topology.service(id).runbook.clone());
+    let from_alerts = members.iter().filter_map(|a| a.runbook.clone());
+    let mut out: Vec<String> = Vec::new();
+    for url in from_catalog.chain(from_alerts) {
+        if out.len() == MAX_RUNBOOKS {
+            break;
+        }
+        if !out.iter().any(|u| u.as_str() == url.as_ref()) {
+            out.push(url.to_string());
+        }
+    }
+    out
+}
+
+fn alert_entry(alert: &AlertState, topology: &Topology) -> AlertEntry {
+    AlertEntry {
+        fingerprint: alert.fingerprint,
+        alertname: alert.alertname.to_string(),
+        service: service_name(&alert.service, topology).map(str::to_owned),
+        status: alert.status,
+        severity: alert.severity,
+        starts_at: alert.starts_at,
+        flapping: alert.flapping,
+        reason: explain_reason(alert, topology),
+    }
+}
+
+/// The sentence saying why an alert is in its group.
+pub fn explain_reason(alert: &AlertState, topology: &Topology) -> String {
+    match &alert.reason {
+        JoinReason::Opened => "first alert of the group".to_owned(),
+        JoinReason::Topology { via, via_service, hops, gap_nanos } => {
+            let gap = human_duration(Duration::from_nanos(gap_nanos.unsigned_abs()));
+            let ServiceRef::Known(own) = alert.service else {
+                return format!("linked to alert {via} by topology");
+            };
+            let path = topology
+                .path(own, *via_service)
+                .map(|p| p.iter().map(|&id| topology.name(id)).collect::<Vec<_>>().join(" -> "))
+                .unwrap_or_else(|| topology.name(own).to_owned());
+            let relation = if *hops == 0 {
+                "same service as".to_owned()
+            } else {
+                format!("{} from", plural(usize::from(*hops), "hop"))
+            };
+            format!(
+                "{path}: {relation} {} alert {via}, {gap} later",
+                topology.name(*via_service)
+            )
+        }
+        JoinReason::LabelRule { via, gap_nanos } => {
+            let gap = human_duration(Duration::from_nanos(gap_nanos.unsigned_abs()));
+            let labels = alert.fallback_desc.as_deref().unwrap_or("fallback labels");
+            format!("service not in the catalog; same {labels} as alert {via}, {gap} later")
+        }
+        JoinReason::Merged { via, was_incident } => match was_incident {
+            Some(id) => format!("opened incident {id}, merged in when alert {via} linked both"),
+            None => format!("opened a group that merged in when alert {via} linked both"),
+        },
+    }
+}

@@ -1,0 +1,1012 @@
+//! The correlator: a deterministic state machine driven by event time.
+//!
+//! # Time
+//! The clock is the stream itself. `head` is the latest event time seen;
+//! the watermark trails it by `allowed_lateness`. Observations wait in a
+//! reorder buffer until the watermark passes them and are then applied in
+//! (event time, resolved-before-firing, fingerprint, arrival) order, so
+//! alerts reordered within the lateness land exactly where in-order arrival
+//! would put them. Timers (window close, persistence, quiet period, update
+//! coalescing, alert expiry, flap settling) fire when the watermark passes
+//! their deadline; at equal times observations go first. An observation
+//! older than the watermark is applied at once, at the watermark, and
+//! counted as late. [`Correlator::advance_to`] moves the clock without an
+//! alert (idle partitions in live mode); [`Correlator::finish`] and
+//! [`Correlator::drain`] end a bounded input.
+//!
+//! # Determinism
+//! Output depends only on the sequence of observations and clock calls:
+//! ids derive from the partition and the opening alert, groups and timers
+//! are ordered collections, and hash maps are never iterated for output.
+//! Batch boundaries do not exist at this level. A [`Snapshot`] taken at
+//! any point restores a correlator that continues byte for byte as the
+//! original would have.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use triage_model::hash::Fnv1a64;
+use triage_model::{
+    AlertRecord, AlertSeverity, AlertStatus, EventKind, Fingerprint, IncidentEvent, Timestamp,
+};
+use triage_topology::Topology;
+
+use crate::analysis::{Analysis, EventHeader, analyse, render_event};
+use crate::linker::{AlertView, LabelRuleLinker, Link, Linker, TopologyLinker};
+use crate::settings::Settings;
+use crate::snapshot::{RestoreError, Snapshot};
+use crate::state::{
+    AlertState, Group, GroupId, GroupTimers, Incident, JoinReason, Observation, ServiceRef,
+    ServiceTally, Timer, TimerKind, Timers, Tombstone,
+};
+use crate::stats::Stats;
+
+/// Where the correlator's output goes: incident events, and alerts it had
+/// to drop (so nothing is lost silently).
+pub trait EventSink {
+    /// An incident was declared, updated or resolved.
+    fn incident(&mut self, event: IncidentEvent);
+    /// An alert could not be kept.
+    fn dropped(&mut self, alert: DroppedAlert);
+}
+
+/// An alert the correlator could not keep, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedAlert {
+    /// The alert.
+    pub fingerprint: Fingerprint,
+    /// Where its record came from.
+    pub position: u64,
+    /// Why (a bounded code: `capacity`).
+    pub reason: &'static str,
+}
+
+/// A sink that keeps everything in memory (tests, replay).
+#[derive(Debug, Default)]
+pub struct CollectingSink {
+    /// Events in emission order.
+    pub events: Vec<IncidentEvent>,
+    /// Dropped alerts in order.
+    pub dropped: Vec<DroppedAlert>,
+}
+
+impl EventSink for CollectingSink {
+    fn incident(&mut self, event: IncidentEvent) {
+        self.events.push(event);
+    }
+    fn dropped(&mut self, alert: DroppedAlert) {
+        self.dropped.push(alert);
+    }
+}
+
+/// Reorder-buffer key: event time, resolutions before firings at the same
+/// instant, fingerprint, then arrival.
+pub(crate) type PendingKey = (Timestamp, u8, Fingerprint, u64);
+
+/// Most distinct strings kept shared; past it the cache starts over (only
+/// sharing is lost, never data).
+const STRING_CACHE_CAP: usize = 1 << 16;
+
+/// The correlator for one partition.
+pub struct Correlator {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) topology: Arc<Topology>,
+    pub(crate) partition: u32,
+    pub(crate) head: Option<Timestamp>,
+    pub(crate) watermark: Timestamp,
+    pub(crate) pending: BTreeMap<PendingKey, Observation>,
+    pub(crate) next_seq: u64,
+    pub(crate) alerts: FxHashMap<Fingerprint, AlertState>,
+    pub(crate) tombstones: FxHashMap<Fingerprint, Tombstone>,
+    pub(crate) groups: BTreeMap<GroupId, Group>,
+    pub(crate) joinable: usize,
+    pub(crate) timers: Timers,
+    pub(crate) next_group: GroupId,
+    linkers: Vec<Box<dyn Linker>>,
+    strings: FxHashMap<Box<str>, Arc<str>>,
+    stats: Stats,
+    links: Vec<Link>,
+}
+
+impl Correlator {
+    /// An empty correlator for `partition` (0 when there is only one).
+    pub fn new(settings: Arc<Settings>, topology: Arc<Topology>, partition: u32) -> Self {
+        let linkers: Vec<Box<dyn Linker>> = vec![
+            Box::new(TopologyLinker::new(topology.clone())),
+            Box::new(LabelRuleLinker::default()),
+        ];
+        Correlator {
+            settings,
+            topology,
+            partition,
+            head: None,
+            watermark: Timestamp::MIN,
+            pending: BTreeMap::new(),
+            next_seq: 0,
+            alerts: FxHashMap::default(),
+            tombstones: FxHashMap::default(),
+            groups: BTreeMap::new(),
+            joinable: 0,
+            timers: Timers::default(),
+            next_group: 1,
+            linkers,
+            strings: FxHashMap::default(),
+            stats: Stats::default(),
+            links: Vec::new(),
+        }
+    }
+
+    /// Takes one alert observation. `position` identifies its source
+    /// record (a line number, a Kafka offset) for drop reports and commit
+    /// bookkeeping.
+    pub fn ingest<S: EventSink>(&mut self, record: &AlertRecord<'_>, position: u64, sink: &mut S) {
+        self.stats.observations += 1;
+        let observation = self.observe(record, position);
+        let time = observation.event_time;
+        if self.head.is_none_or(|h| time > h) {
+            self.head = Some(time);
+        }
+        if time < self.watermark {
+            self.stats.late += 1;
+            let now = self.watermark;
+            self.apply(observation, now, sink);
+        } else {
+            let rank = u8::from(observation.status == AlertStatus::Firing);
+            let key = (time, rank, observation.fingerprint, self.next_seq);
+            self.next_seq += 1;
+            self.pending.insert(key, observation);
+        }
+        self.release_to_head(sink);
+    }
+
+    /// Moves the clock to `now` without an alert, as if a record with that
+    /// event time had arrived: what the watermark passes is released and
+    /// due timers fire. Earlier times change nothing.
+    pub fn advance_to<S: EventSink>(&mut self, now: Timestamp, sink: &mut S) {
+        if self.head.is_none_or(|h| now > h) {
+            self.head = Some(now);
+            self.release_to_head(sink);
+        }
+    }
+
+    /// Ends a bounded input: releases every buffered observation, fires
+    /// the timers due before the head, and sends the coalesced updates
+    /// still pending, so the last event of each incident is its state.
+    pub fn finish<S: EventSink>(&mut self, sink: &mut S) {
+        let Some(head) = self.head else { return };
+        self.release(head, sink);
+        let dirty: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.incident.as_ref().is_some_and(|i| i.dirty))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in dirty {
+            self.emit_update(id, head, sink);
+        }
+    }
+
+    /// Lets event time run out: releases everything and fires every timer,
+    /// so incidents whose alerts all resolved are resolved and candidates
+    /// expire. What is still firing stays open.
+    pub fn drain<S: EventSink>(&mut self, sink: &mut S) {
+        self.release(Timestamp::MAX, sink);
+    }
+
+    /// The latest event time seen.
+    pub fn head(&self) -> Option<Timestamp> {
+        self.head
+    }
+
+    /// The smallest source position still waiting in the reorder buffer:
+    /// everything before it has been applied.
+    pub fn oldest_pending_position(&self) -> Option<u64> {
+        self.pending.values().map(|o| o.position).min()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Alerts currently held.
+    pub fn active_alerts(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// Timers waiting to fire.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Groups currently held (candidates and incidents).
+    pub fn open_groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The whole state, for persistence.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::capture(self)
+    }
+
+    /// A correlator that continues exactly where `snapshot` was taken.
+    pub fn restore(
+        settings: Arc<Settings>,
+        topology: Arc<Topology>,
+        snapshot: Snapshot,
+    ) -> Result<Self, RestoreError> {
+        let mut correlator = Correlator::new(settings, topology, snapshot.partition);
+        snapshot.install(&mut correlator)?;
+        correlator.rebuild_indexes();
+        Ok(correlator)
+    }
+
+    fn rebuild_indexes(&mut self) {
+        for (&gid, group) in &self.groups {
+            if !group.joinable {
+                continue;
+            }
+            for fp in &group.members {
+                let Some(alert) = self.alerts.get(fp) else { continue };
+                let view = AlertView {
+                    fingerprint: alert.fingerprint,
+                    service: &alert.service,
+                    fallback_key: alert.fallback_key,
+                    at: alert.joined_at,
+                };
+                for linker in &mut self.linkers {
+                    linker.joined(gid, &view);
+                }
+            }
+        }
+    }
+
+    // ---- observation ----------------------------------------------------
+
+    fn observe(&mut self, record: &AlertRecord<'_>, position: u64) -> Observation {
+        let service = self.resolve_service(record);
+        let mut key = Fnv1a64::default();
+        for name in &self.settings.grouping.fallback_group_by {
+            let value = record.labels.get(name).unwrap_or("");
+            key.write(name.as_bytes()).write(&[0xff]).write(value.as_bytes()).write(&[0xff]);
+        }
+        let fallback_desc = match service {
+            ServiceRef::Known(_) => None,
+            _ => {
+                let desc: Vec<String> = self
+                    .settings
+                    .grouping
+                    .fallback_group_by
+                    .iter()
+                    .map(|n| format!("{n}={:?}", record.labels.get(n).unwrap_or("")))
+                    .collect();
+                Some(self.shared(&desc.join(", ")))
+            }
+        };
+        Observation {
+            fingerprint: record.fingerprint,
+            status: record.status,
+            starts_at: record.starts_at,
+            ends_at: record.ends_at,
+            event_time: record.event_time(),
+            alertname: self.shared(record.alertname()),
+            severity: AlertSeverity::from_label(record.labels.get("severity")),
+            service,
+            fallback_key: key.finish(),
+            fallback_desc,
+            runbook: record.runbook_url.as_deref().map(|u| self.shared(u)),
+            position,
+        }
+    }
+
+    fn resolve_service(&mut self, record: &AlertRecord<'_>) -> ServiceRef {
+        let mut first_unknown = None;
+        for label in &self.settings.service_labels {
+            if let Some(value) = record.labels.get(label) {
+                if let Some(id) = self.topology.lookup(value) {
+                    return ServiceRef::Known(id);
+                }
+                first_unknown.get_or_insert(value);
+            }
+        }
+        match first_unknown {
+            Some(name) => ServiceRef::Unknown(self.shared(name)),
+            None => ServiceRef::Absent,
+        }
+    }
+
+    fn shared(&mut self, text: &str) -> Arc<str> {
+        if let Some(s) = self.strings.get(text) {
+            return s.clone();
+        }
+        if self.strings.len() >= STRING_CACHE_CAP {
+            self.strings.clear();
+        }
+        let s: Arc<str> = text.into();
+        self.strings.insert(text.into(), s.clone());
+        s
+    }
+
+    // ---- the clock ------------------------------------------------------
+
+    fn release_to_head<S: EventSink>(&mut self, sink: &mut S) {
+        if let Some(head) = self.head {
+            let limit = head.minus(self.settings.grouping.allowed_lateness);
+            self.release(limit, sink);
+        }
+    }
+
+    /// Applies buffered observations up to `limit` in order, firing due
+    /// timers before each, then the timers due before `limit`.
+    fn release<S: EventSink>(&mut self, limit: Timestamp, sink: &mut S) {
+        while let Some(entry) = self.pending.first_entry() {
+            let time = entry.key().0;
+            if time > limit {
+                break;
+            }
+            let observation = entry.remove();
+            self.fire_timers_before(time, sink);
+            self.watermark = self.watermark.max(time);
+            self.apply(observation, time, sink);
+        }
+        self.fire_timers_before(limit, sink);
+        self.watermark = self.watermark.max(limit);
+    }
+
+    fn fire_timers_before<S: EventSink>(&mut self, limit: Timestamp, sink: &mut S) {
+        while let Some(timer) = self.timers.pop_before(limit) {
+            self.fire(timer, sink);
+        }
+    }
+
+    fn fire<S: EventSink>(&mut self, timer: Timer, sink: &mut S) {
+        let now = timer.at;
+        match timer.kind {
+            TimerKind::AlertExpiry => self.on_alert_expiry(Fingerprint(timer.id), now, sink),
+            TimerKind::FlapSettle => self.on_flap_settle(Fingerprint(timer.id), now, sink),
+            TimerKind::JoinClose => self.on_join_close(timer.id),
+            TimerKind::Persist => self.on_persist(timer.id, now, sink),
+            TimerKind::Quiet => self.on_quiet(timer.id, now, sink),
+            TimerKind::Flush => {
+                if let Some(g) = self.groups.get_mut(&timer.id) {
+                    g.timers.flush = None;
+                }
+                self.emit_update(timer.id, now, sink);
+            }
+            TimerKind::TombstoneExpiry => {
+                let fp = Fingerprint(timer.id);
+                if self.tombstones.get(&fp).is_some_and(|t| t.expires_at <= now) {
+                    self.tombstones.remove(&fp);
+                }
+            }
+        }
+    }
+
+    // ---- applying observations -----------------------------------------
+
+    fn apply<S: EventSink>(&mut self, obs: Observation, now: Timestamp, sink: &mut S) {
+        let fp = obs.fingerprint;
+        let Some(state) = self.alerts.get_mut(&fp) else {
+            let known = self.tombstones.get(&fp).is_some_and(|t| t.starts_at >= obs.starts_at);
+            match (obs.status, known) {
+                (_, true) => self.stats.duplicates += 1,
+                (AlertStatus::Firing, false) => self.new_alert(obs, now, sink),
+                (AlertStatus::Resolved, false) => self.stats.resolved_unknown += 1,
+            }
+            return;
+        };
+        if obs.starts_at < state.starts_at {
+            self.stats.stale += 1;
+            return;
+        }
+        let same_occurrence = obs.starts_at == state.starts_at;
+        match obs.status {
+            AlertStatus::Firing if same_occurrence => {
+                if state.reported == AlertStatus::Resolved {
+                    self.stats.stale += 1;
+                    return;
+                }
+                self.stats.duplicates += 1;
+                if obs.runbook.is_some() {
+                    state.runbook = obs.runbook;
+                }
+                if obs.ends_at != state.expires_at {
+                    self.set_expiry(fp, obs.ends_at.filter(|e| *e > obs.starts_at));
+                }
+            }
+            AlertStatus::Firing => self.refire(obs, now, sink),
+            AlertStatus::Resolved if state.reported == AlertStatus::Resolved => {
+                self.stats.duplicates += 1;
+            }
+            AlertStatus::Resolved => {
+                state.starts_at = obs.starts_at;
+                self.resolve_alert(fp, now, sink);
+            }
+        }
+    }
+
+    fn new_alert<S: EventSink>(&mut self, obs: Observation, now: Timestamp, sink: &mut S) {
+        if self.alerts.len() >= self.settings.limits.max_active_alerts {
+            self.stats.dropped_capacity += 1;
+            sink.dropped(DroppedAlert {
+                fingerprint: obs.fingerprint,
+                position: obs.position,
+                reason: "capacity",
+            });
+            return;
+        }
+        self.stats.unique_alerts += 1;
+        let view = AlertView {
+            fingerprint: obs.fingerprint,
+            service: &obs.service,
+            fallback_key: obs.fallback_key,
+            at: now,
+        };
+        let mut links = std::mem::take(&mut self.links);
+        links.clear();
+        for linker in &self.linkers {
+            linker.propose(&view, &mut links);
+        }
+        let (group, reason) = match best_link(&links) {
+            None => (self.open_group(&obs, now), JoinReason::Opened),
+            Some(best) => {
+                let survivor = self.merge_linked(&links, best, obs.fingerprint, now, sink);
+                (survivor, best.reason.clone())
+            }
+        };
+        self.links = links;
+
+        let fp = obs.fingerprint;
+        let state = AlertState {
+            fingerprint: fp,
+            alertname: obs.alertname,
+            severity: obs.severity,
+            service: obs.service,
+            fallback_key: obs.fallback_key,
+            fallback_desc: obs.fallback_desc,
+            runbook: obs.runbook,
+            starts_at: obs.starts_at,
+            status: AlertStatus::Firing,
+            reported: AlertStatus::Firing,
+            expires_at: None,
+            settle_at: None,
+            transitions: Default::default(),
+            flapping: false,
+            group,
+            reason,
+            joined_at: now,
+        };
+        self.alerts.insert(fp, state);
+        self.set_expiry(fp, obs.ends_at.filter(|e| *e > obs.starts_at));
+        let shape_changed = self.join(group, fp, now);
+        self.after_change(group, shape_changed, now, sink);
+    }
+
+    /// Merges every proposed group into one survivor and returns it: the
+    /// oldest declared incident among them, else the best link's group.
+    fn merge_linked<S: EventSink>(
+        &mut self,
+        links: &[Link],
+        best: &Link,
+        via: Fingerprint,
+        now: Timestamp,
+        sink: &mut S,
+    ) -> GroupId {
+        let mut ids: Vec<GroupId> = links.iter().map(|l| l.group).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let survivor = ids
+            .iter()
+            .copied()
+            .find(|id| self.groups.get(id).is_some_and(|g| g.incident.is_some()))
+            .unwrap_or(best.group);
+        for id in ids {
+            if id != survivor {
+                self.merge(survivor, id, via, now, sink);
+            }
+        }
+        survivor
+    }
+
+    fn open_group(&mut self, obs: &Observation, now: Timestamp) -> GroupId {
+        if self.joinable >= self.settings.limits.max_open_groups {
+            self.force_close_oldest();
+        }
+        let id = self.next_group;
+        self.next_group += 1;
+        let mut group = Group {
+            id,
+            opener: (obs.fingerprint, obs.starts_at),
+            first_at: obs.starts_at,
+            opened_at: now,
+            last_join_at: now,
+            members: Vec::new(),
+            firing: 0,
+            services: BTreeMap::new(),
+            max_severity: AlertSeverity::Info,
+            critical_on: None,
+            joinable: true,
+            quiet_since: None,
+            incident: None,
+            timers: GroupTimers::default(),
+        };
+        if let Some(persist) = self.settings.declare.persist_for {
+            let at = now.plus(persist);
+            self.timers.schedule(&mut group.timers.persist, at, TimerKind::Persist, id);
+        }
+        self.groups.insert(id, group);
+        self.joinable += 1;
+        self.stats.groups_opened += 1;
+        id
+    }
+
+    fn force_close_oldest(&mut self) {
+        let oldest = self.groups.values().find(|g| g.joinable).map(|g| g.id);
+        if let Some(id) = oldest {
+            self.stats.groups_force_closed += 1;
+            self.stop_joining(id);
+        }
+    }
+
+    /// Adds a member; returns whether the group's shape (services or most
+    /// severe alert) changed, which is what can move its priority.
+    fn join(&mut self, gid: GroupId, fp: Fingerprint, now: Timestamp) -> bool {
+        let Some(alert) = self.alerts.get(&fp) else { return false };
+        let Some(group) = self.groups.get_mut(&gid) else { return false };
+        let settings = &self.settings;
+        group.members.push(fp);
+        group.firing += 1;
+        group.last_join_at = now;
+        group.first_at = group.first_at.min(alert.starts_at);
+        self.timers.cancel(&mut group.timers.quiet, TimerKind::Quiet, gid);
+        group.quiet_since = None;
+
+        let mut shape_changed = false;
+        if alert.service != ServiceRef::Absent {
+            let tally = group
+                .services
+                .entry(alert.service.clone())
+                .or_insert_with(|| {
+                    shape_changed = true;
+                    ServiceTally { alerts: 0, first_at: alert.starts_at }
+                });
+            tally.alerts += 1;
+            tally.first_at = tally.first_at.min(alert.starts_at);
+        }
+        if alert.severity > group.max_severity {
+            group.max_severity = alert.severity;
+            shape_changed = true;
+        }
+        if group.critical_on.is_none()
+            && alert.severity == AlertSeverity::Critical
+            && let ServiceRef::Known(id) = alert.service
+        {
+            let service = self.topology.service(id);
+            let by_tier = settings.declare.critical_max_tier.is_some_and(|t| service.tier <= t);
+            let by_users = settings.declare.critical_user_facing && service.user_facing;
+            if by_tier || by_users {
+                group.critical_on = Some(service.name.to_string());
+            }
+        }
+
+        let window_end = now.plus(settings.grouping.window);
+        let life_end = group.opened_at.plus(settings.grouping.max_group_lifetime);
+        let close_at = window_end.min(life_end);
+        self.timers.schedule(&mut group.timers.join_close, close_at, TimerKind::JoinClose, gid);
+
+        let view = AlertView {
+            fingerprint: fp,
+            service: &alert.service,
+            fallback_key: alert.fallback_key,
+            at: now,
+        };
+        for linker in &mut self.linkers {
+            linker.joined(gid, &view);
+        }
+        shape_changed
+    }
+
+    fn merge<S: EventSink>(
+        &mut self,
+        into: GroupId,
+        from: GroupId,
+        via: Fingerprint,
+        now: Timestamp,
+        sink: &mut S,
+    ) {
+        if let Some(g) = self.groups.get(&from)
+            && g.incident.is_some()
+        {
+            let into_id = self.groups.get(&into).and_then(|g| g.incident.as_ref()).map(|i| i.id.clone());
+            self.emit(from, EventKind::Resolved, now, into_id.as_deref(), sink);
+            self.stats.incidents_merged += 1;
+            if let Some(i) = self.groups.get(&from).and_then(|g| g.incident.as_ref()) {
+                let severity = i.severity;
+                self.stats.count_priority(severity, -1);
+            }
+        }
+        let Some(mut absorbed) = self.groups.remove(&from) else { return };
+        for linker in &mut self.linkers {
+            linker.merged(into, from);
+        }
+        if absorbed.joinable {
+            self.joinable -= 1;
+        }
+        let t = &mut absorbed.timers;
+        self.timers.cancel(&mut t.join_close, TimerKind::JoinClose, from);
+        self.timers.cancel(&mut t.persist, TimerKind::Persist, from);
+        self.timers.cancel(&mut t.quiet, TimerKind::Quiet, from);
+        self.timers.cancel(&mut t.flush, TimerKind::Flush, from);
+        let was_incident = absorbed.incident.as_ref().map(|i| i.id.clone());
+        for fp in &absorbed.members {
+            if let Some(alert) = self.alerts.get_mut(fp) {
+                alert.group = into;
+                if *fp == absorbed.opener.0 {
+                    alert.reason = JoinReason::Merged { via, was_incident: was_incident.clone() };
+                }
+            }
+        }
+        let Some(group) = self.groups.get_mut(&into) else { return };
+        group.members.extend_from_slice(&absorbed.members);
+        for (service, tally) in absorbed.services {
+            let entry = group.services.entry(service).or_insert(ServiceTally { alerts: 0, ..tally });
+            entry.alerts += tally.alerts;
+            entry.first_at = entry.first_at.min(tally.first_at);
+        }
+        group.firing += absorbed.firing;
+        group.first_at = group.first_at.min(absorbed.first_at);
+        group.max_severity = group.max_severity.max(absorbed.max_severity);
+        group.critical_on = group.critical_on.take().or(absorbed.critical_on);
+        if group.firing > 0 {
+            self.timers.cancel(&mut group.timers.quiet, TimerKind::Quiet, into);
+            group.quiet_since = None;
+        }
+        self.stats.groups_merged += 1;
+    }
+
+    fn refire<S: EventSink>(&mut self, obs: Observation, now: Timestamp, sink: &mut S) {
+        let fp = obs.fingerprint;
+        self.stats.refired += 1;
+        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        state.starts_at = obs.starts_at;
+        state.reported = AlertStatus::Firing;
+        let gid = state.group;
+        let was_resolved = state.status == AlertStatus::Resolved;
+        state.status = AlertStatus::Firing;
+        self.record_transition(fp, now);
+        self.set_expiry(fp, obs.ends_at.filter(|e| *e > obs.starts_at));
+        if was_resolved && let Some(group) = self.groups.get_mut(&gid) {
+            group.firing += 1;
+            group.quiet_since = None;
+            self.timers.cancel(&mut group.timers.quiet, TimerKind::Quiet, gid);
+        }
+        self.after_change(gid, false, now, sink);
+    }
+
+    /// The sources report `fp` resolved at `now`.
+    fn resolve_alert<S: EventSink>(&mut self, fp: Fingerprint, now: Timestamp, sink: &mut S) {
+        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        state.reported = AlertStatus::Resolved;
+        let gid = state.group;
+        self.set_expiry(fp, None);
+        self.record_transition(fp, now);
+        if self.alerts.get(&fp).is_some_and(|a| a.flapping) {
+            return;
+        }
+        self.mark_resolved(fp, now);
+        self.after_change(gid, false, now, sink);
+    }
+
+    /// Moves a firing alert to resolved and starts its group's quiet period
+    /// when it was the last one firing.
+    fn mark_resolved(&mut self, fp: Fingerprint, now: Timestamp) {
+        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        if state.status == AlertStatus::Resolved {
+            return;
+        }
+        state.status = AlertStatus::Resolved;
+        let gid = state.group;
+        let Some(group) = self.groups.get_mut(&gid) else { return };
+        group.firing = group.firing.saturating_sub(1);
+        if group.firing == 0 {
+            group.quiet_since = Some(now);
+            let at = now.plus(self.settings.quiet_period);
+            self.timers.schedule(&mut group.timers.quiet, at, TimerKind::Quiet, gid);
+        }
+    }
+
+    /// Records a fire/resolve transition and applies flap damping.
+    fn record_transition(&mut self, fp: Fingerprint, now: Timestamp) {
+        let policy = &self.settings.flap;
+        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        let horizon = now.minus(policy.period);
+        state.transitions.push_back(now);
+        while state.transitions.front().is_some_and(|t| *t < horizon)
+            || state.transitions.len() > policy.max_transitions as usize
+        {
+            state.transitions.pop_front();
+        }
+        if policy.max_transitions > 0 && state.transitions.len() >= policy.max_transitions as usize {
+            if !state.flapping {
+                state.flapping = true;
+                self.stats.flapping += 1;
+            }
+            let at = now.plus(policy.period);
+            self.timers.schedule(&mut state.settle_at, at, TimerKind::FlapSettle, fp.0);
+        }
+    }
+
+    fn set_expiry(&mut self, fp: Fingerprint, at: Option<Timestamp>) {
+        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        match at {
+            Some(at) => self.timers.schedule(&mut state.expires_at, at, TimerKind::AlertExpiry, fp.0),
+            None => self.timers.cancel(&mut state.expires_at, TimerKind::AlertExpiry, fp.0),
+        }
+    }
+
+    // ---- timers ---------------------------------------------------------
+
+    fn on_alert_expiry<S: EventSink>(&mut self, fp: Fingerprint, now: Timestamp, sink: &mut S) {
+        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        state.expires_at = None;
+        if state.reported == AlertStatus::Firing {
+            self.resolve_alert(fp, now, sink);
+        }
+    }
+
+    fn on_flap_settle<S: EventSink>(&mut self, fp: Fingerprint, now: Timestamp, sink: &mut S) {
+        let period = self.settings.flap.period;
+        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        state.settle_at = None;
+        let stable = state.transitions.back().is_none_or(|t| t.plus(period) <= now);
+        if !state.flapping || !stable {
+            return;
+        }
+        state.flapping = false;
+        state.transitions.clear();
+        let gid = state.group;
+        if state.reported == AlertStatus::Resolved {
+            self.mark_resolved(fp, now);
+        }
+        self.after_change(gid, false, now, sink);
+    }
+
+    fn on_join_close(&mut self, gid: GroupId) {
+        if let Some(group) = self.groups.get_mut(&gid) {
+            group.timers.join_close = None;
+        }
+        self.stop_joining(gid);
+    }
+
+    fn stop_joining(&mut self, gid: GroupId) {
+        let Some(group) = self.groups.get_mut(&gid) else { return };
+        if !group.joinable {
+            return;
+        }
+        group.joinable = false;
+        self.timers.cancel(&mut group.timers.join_close, TimerKind::JoinClose, gid);
+        self.joinable -= 1;
+        for linker in &mut self.linkers {
+            linker.closed(gid);
+        }
+    }
+
+    fn on_persist<S: EventSink>(&mut self, gid: GroupId, now: Timestamp, sink: &mut S) {
+        let Some(group) = self.groups.get_mut(&gid) else { return };
+        group.timers.persist = None;
+        if group.incident.is_some() || group.firing == 0 {
+            return;
+        }
+        let floor = self.settings.declare.persist_min_severity;
+        let worst = group
+            .members
+            .iter()
+            .filter_map(|fp| self.alerts.get(fp))
+            .filter(|a| a.status == AlertStatus::Firing)
+            .map(|a| a.severity)
+            .max();
+        if worst.is_some_and(|s| s >= floor) {
+            let since = crate::analysis::human_duration(now.since(group.opened_at));
+            let reason = format!("still firing {since} after the first alert (persist_for)");
+            self.declare(gid, reason, now, sink);
+        }
+    }
+
+    fn on_quiet<S: EventSink>(&mut self, gid: GroupId, now: Timestamp, sink: &mut S) {
+        let quiet = self.settings.quiet_period;
+        let Some(group) = self.groups.get_mut(&gid) else { return };
+        group.timers.quiet = None;
+        let quiet_enough = group.quiet_since.is_some_and(|t| t.plus(quiet) <= now);
+        if group.firing == 0 && quiet_enough {
+            self.close_group(gid, now, sink);
+        }
+    }
+
+    /// Ends a group: resolves its incident (or counts it as noise) and
+    /// forgets its alerts, leaving tombstones.
+    fn close_group<S: EventSink>(&mut self, gid: GroupId, now: Timestamp, sink: &mut S) {
+        self.stop_joining(gid);
+        let declared = self.groups.get(&gid).is_some_and(|g| g.incident.is_some());
+        if declared {
+            self.emit(gid, EventKind::Resolved, now, None, sink);
+        }
+        let Some(mut group) = self.groups.remove(&gid) else { return };
+        let t = &mut group.timers;
+        self.timers.cancel(&mut t.persist, TimerKind::Persist, gid);
+        self.timers.cancel(&mut t.quiet, TimerKind::Quiet, gid);
+        self.timers.cancel(&mut t.flush, TimerKind::Flush, gid);
+        if !declared {
+            self.stats.noise_groups += 1;
+            self.stats.noise_alerts += group.members.len() as u64;
+        }
+        let expires_at = now.plus(self.settings.limits.tombstone_retention);
+        for fp in group.members {
+            let Some(mut alert) = self.alerts.remove(&fp) else { continue };
+            self.timers.cancel(&mut alert.expires_at, TimerKind::AlertExpiry, fp.0);
+            self.timers.cancel(&mut alert.settle_at, TimerKind::FlapSettle, fp.0);
+            let tombstone = Tombstone { starts_at: alert.starts_at, expires_at };
+            self.tombstones.insert(fp, tombstone);
+            self.timers.insert(Timer { at: expires_at, kind: TimerKind::TombstoneExpiry, id: fp.0 });
+        }
+    }
+
+    // ---- declaration and events ----------------------------------------
+
+    fn after_change<S: EventSink>(
+        &mut self,
+        gid: GroupId,
+        shape_changed: bool,
+        now: Timestamp,
+        sink: &mut S,
+    ) {
+        let Some(group) = self.groups.get(&gid) else { return };
+        let Some(incident) = &group.incident else {
+            if let Some(reason) = self.declare_rule(group) {
+                self.declare(gid, reason, now, sink);
+            }
+            return;
+        };
+        if shape_changed {
+            let analysis = analyse(group, &self.topology, &self.settings);
+            if analysis.priority.is_above(incident.severity) {
+                self.escalate(gid, &analysis, now, sink);
+                return;
+            }
+        }
+        let interval = self.settings.update_interval;
+        let Some(group) = self.groups.get_mut(&gid) else { return };
+        let Some(incident) = group.incident.as_mut() else { return };
+        incident.dirty = true;
+        if group.timers.flush.is_none() {
+            let at = incident.last_emitted_at.plus(interval).max(now);
+            self.timers.schedule(&mut group.timers.flush, at, TimerKind::Flush, gid);
+        }
+    }
+
+    fn declare_rule(&self, group: &Group) -> Option<String> {
+        let policy = &self.settings.declare;
+        let alerts = group.members.len();
+        if alerts >= policy.min_alerts as usize {
+            return Some(format!("{alerts} alerts (min_alerts {})", policy.min_alerts));
+        }
+        let services = group.services.len();
+        if services >= policy.min_services as usize {
+            return Some(format!("{services} services alerting (min_services {})", policy.min_services));
+        }
+        group.critical_on.as_ref().map(|s| format!("critical alert on {s}"))
+    }
+
+    fn declare<S: EventSink>(&mut self, gid: GroupId, reason: String, now: Timestamp, sink: &mut S) {
+        let Some(group) = self.groups.get(&gid) else { return };
+        let analysis = analyse(group, &self.topology, &self.settings);
+        let id = incident_id(self.partition, group.opener);
+        let Some(group) = self.groups.get_mut(&gid) else { return };
+        self.timers.cancel(&mut group.timers.persist, TimerKind::Persist, gid);
+        group.incident = Some(Incident {
+            id,
+            version: 1,
+            declared_at: now,
+            declared_reason: reason,
+            severity: analysis.priority,
+            dirty: false,
+            last_emitted_at: now,
+        });
+        self.stats.incidents_declared += 1;
+        self.stats.count_priority(analysis.priority, 1);
+        self.send(gid, EventKind::Declared, now, None, &analysis, sink);
+    }
+
+    fn escalate<S: EventSink>(&mut self, gid: GroupId, analysis: &Analysis, now: Timestamp, sink: &mut S) {
+        let Some(incident) = self.groups.get_mut(&gid).and_then(|g| g.incident.as_mut()) else {
+            return;
+        };
+        let old = incident.severity;
+        incident.severity = analysis.priority;
+        self.stats.count_priority(old, -1);
+        self.stats.count_priority(analysis.priority, 1);
+        self.bump_and_send(gid, EventKind::Updated, now, None, analysis, sink);
+    }
+
+    fn emit_update<S: EventSink>(&mut self, gid: GroupId, now: Timestamp, sink: &mut S) {
+        let dirty = self
+            .groups
+            .get(&gid)
+            .and_then(|g| g.incident.as_ref())
+            .is_some_and(|i| i.dirty);
+        if dirty {
+            self.emit(gid, EventKind::Updated, now, None, sink);
+        }
+    }
+
+    /// Sends the next version of an incident's event.
+    fn emit<S: EventSink>(
+        &mut self,
+        gid: GroupId,
+        kind: EventKind,
+        now: Timestamp,
+        merged_into: Option<&str>,
+        sink: &mut S,
+    ) {
+        let Some(group) = self.groups.get(&gid) else { return };
+        let analysis = analyse(group, &self.topology, &self.settings);
+        if kind == EventKind::Resolved {
+            self.stats.incidents_resolved += 1;
+        }
+        self.bump_and_send(gid, kind, now, merged_into, &analysis, sink);
+    }
+
+    fn bump_and_send<S: EventSink>(
+        &mut self,
+        gid: GroupId,
+        kind: EventKind,
+        now: Timestamp,
+        merged_into: Option<&str>,
+        analysis: &Analysis,
+        sink: &mut S,
+    ) {
+        let Some(group) = self.groups.get_mut(&gid) else { return };
+        let Some(incident) = group.incident.as_mut() else { return };
+        incident.version += 1;
+        incident.dirty = false;
+        incident.last_emitted_at = now;
+        self.timers.cancel(&mut group.timers.flush, TimerKind::Flush, gid);
+        if kind == EventKind::Updated {
+            self.stats.incidents_updated += 1;
+        }
+        self.send(gid, kind, now, merged_into, analysis, sink);
+    }
+
+    fn send<S: EventSink>(
+        &self,
+        gid: GroupId,
+        kind: EventKind,
+        at: Timestamp,
+        merged_into: Option<&str>,
+        analysis: &Analysis,
+        sink: &mut S,
+    ) {
+        let Some(group) = self.groups.get(&gid) else { return };
+        let header = EventHeader { kind, at, merged_into };
+        let event = render_event(&header, group, &self.alerts, analysis, &self.topology, &self.settings);
+        if let Some(event) = event {
+            sink.incident(event);
+        }
+    }
+}
+
+/// The strongest proposal: lowest rank, then oldest group.
+fn best_link(links: &[Link]) -> Option<&Link> {
+    links.iter().min_by_key(|l| (l.rank, l.group))
+}
+
+/// `inc-` and 16 hex digits of FNV-1a over the partition and the opening
+/// alert's fingerprint and start: the same alert opening an incident on the
+/// same partition always yields the same id.
+pub fn incident_id(partition: u32, opener: (Fingerprint, Timestamp)) -> String {
+    let mut hash = Fnv1a64::default();
+    hash.write(&partition.to_be_bytes())
+        .write(&opener.0.0.to_be_bytes())
+        .write(&opener.1.unix_nanos().to_be_bytes());
+    format!("inc-{:016x}", hash.finish())
+}

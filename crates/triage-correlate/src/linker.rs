@@ -1,0 +1,200 @@
+//! The grouping seam: strategies that propose which open group an alert
+//! should join, and why.
+//!
+//! Each [`Linker`] keeps its own index of the groups that are open for
+//! joining, fed by the engine through `joined`, `merged` and `closed`, and
+//! answers `propose` for a new alert. The engine picks the best proposal
+//! (lowest rank, then oldest group) and merges every other group proposed,
+//! since an alert that belongs to two groups shows they are one.
+//! Topology and the label rule live here; content clustering plugs in as
+//! another implementation. Indexes are derived state: after a restore the
+//! engine rebuilds them by replaying `joined` for the members of open
+//! groups in join order, so `joined` must not depend on anything but its
+//! arguments and the index.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use triage_model::{Fingerprint, Timestamp};
+use triage_topology::{ServiceId, Topology};
+
+use crate::state::{GroupId, JoinReason, ServiceRef};
+
+/// What a linker sees of an alert.
+#[derive(Clone, Copy, Debug)]
+pub struct AlertView<'a> {
+    /// The alert.
+    pub fingerprint: Fingerprint,
+    /// Its service.
+    pub service: &'a ServiceRef,
+    /// Hash of the fallback label values.
+    pub fallback_key: u64,
+    /// Event time at which it is being placed or joined.
+    pub at: Timestamp,
+}
+
+/// A proposal: join `group` because of `reason`. Lower `rank` is stronger
+/// (topology ranks by hop count).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// The proposed group.
+    pub group: GroupId,
+    /// Strength, lower is better.
+    pub rank: u32,
+    /// Why, for the explanation.
+    pub reason: JoinReason,
+}
+
+/// A grouping strategy.
+pub trait Linker: Send {
+    /// Appends proposals for `alert` to `out`.
+    fn propose(&self, alert: &AlertView<'_>, out: &mut Vec<Link>);
+    /// `alert` joined (or opened) `group`.
+    fn joined(&mut self, group: GroupId, alert: &AlertView<'_>);
+    /// Group `from` was merged into `into`.
+    fn merged(&mut self, into: GroupId, from: GroupId);
+    /// `group` no longer accepts alerts.
+    fn closed(&mut self, group: GroupId);
+}
+
+/// Rank of label-rule proposals: weaker than any topology link.
+const LABEL_RULE_RANK: u32 = 1_000;
+
+/// An index from a key to the open groups holding it, with the first member
+/// that brought the key into each group.
+struct KeyIndex<K> {
+    by_key: FxHashMap<K, Vec<(GroupId, Fingerprint, Timestamp)>>,
+    keys_of: FxHashMap<GroupId, Vec<K>>,
+}
+
+impl<K> Default for KeyIndex<K> {
+    fn default() -> Self {
+        KeyIndex { by_key: FxHashMap::default(), keys_of: FxHashMap::default() }
+    }
+}
+
+impl<K: Copy + Eq + std::hash::Hash> KeyIndex<K> {
+    fn get(&self, key: &K) -> &[(GroupId, Fingerprint, Timestamp)] {
+        self.by_key.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    fn add(&mut self, key: K, group: GroupId, alert: &AlertView<'_>) {
+        let entries = self.by_key.entry(key).or_default();
+        if entries.iter().all(|e| e.0 != group) {
+            entries.push((group, alert.fingerprint, alert.at));
+            self.keys_of.entry(group).or_default().push(key);
+        }
+    }
+
+    fn merge(&mut self, into: GroupId, from: GroupId) {
+        let Some(keys) = self.keys_of.remove(&from) else { return };
+        for key in keys {
+            let Some(entries) = self.by_key.get_mut(&key) else { continue };
+            let has_into = entries.iter().any(|e| e.0 == into);
+            if has_into {
+                entries.retain(|e| e.0 != from);
+            } else {
+                for e in entries.iter_mut().filter(|e| e.0 == from) {
+                    e.0 = into;
+                }
+                self.keys_of.entry(into).or_default().push(key);
+            }
+        }
+    }
+
+    fn close(&mut self, group: GroupId) {
+        for key in self.keys_of.remove(&group).unwrap_or_default() {
+            if let Some(entries) = self.by_key.get_mut(&key) {
+                entries.retain(|e| e.0 != group);
+                if entries.is_empty() {
+                    self.by_key.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// Links alerts whose services are within `max_hops` along dependency
+/// edges.
+pub struct TopologyLinker {
+    topology: Arc<Topology>,
+    index: KeyIndex<ServiceId>,
+}
+
+impl TopologyLinker {
+    /// A linker over `topology`.
+    pub fn new(topology: Arc<Topology>) -> Self {
+        TopologyLinker { topology, index: KeyIndex::default() }
+    }
+}
+
+impl Linker for TopologyLinker {
+    fn propose(&self, alert: &AlertView<'_>, out: &mut Vec<Link>) {
+        let ServiceRef::Known(service) = alert.service else { return };
+        for &(near, hops) in self.topology.neighbourhood(*service) {
+            for &(group, via, at) in self.index.get(&near) {
+                out.push(Link {
+                    group,
+                    rank: u32::from(hops),
+                    reason: JoinReason::Topology {
+                        via,
+                        via_service: near,
+                        hops,
+                        gap_nanos: alert.at.unix_nanos().saturating_sub(at.unix_nanos()),
+                    },
+                });
+            }
+        }
+    }
+
+    fn joined(&mut self, group: GroupId, alert: &AlertView<'_>) {
+        if let ServiceRef::Known(service) = alert.service {
+            self.index.add(*service, group, alert);
+        }
+    }
+
+    fn merged(&mut self, into: GroupId, from: GroupId) {
+        self.index.merge(into, from);
+    }
+
+    fn closed(&mut self, group: GroupId) {
+        self.index.close(group);
+    }
+}
+
+/// Places alerts whose service is not in the catalog with members that
+/// share their `fallback_group_by` label values.
+#[derive(Default)]
+pub struct LabelRuleLinker {
+    index: KeyIndex<u64>,
+}
+
+impl Linker for LabelRuleLinker {
+    fn propose(&self, alert: &AlertView<'_>, out: &mut Vec<Link>) {
+        if matches!(alert.service, ServiceRef::Known(_)) {
+            return;
+        }
+        for &(group, via, at) in self.index.get(&alert.fallback_key) {
+            out.push(Link {
+                group,
+                rank: LABEL_RULE_RANK,
+                reason: JoinReason::LabelRule {
+                    via,
+                    gap_nanos: alert.at.unix_nanos().saturating_sub(at.unix_nanos()),
+                },
+            });
+        }
+    }
+
+    fn joined(&mut self, group: GroupId, alert: &AlertView<'_>) {
+        self.index.add(alert.fallback_key, group, alert);
+    }
+
+    fn merged(&mut self, into: GroupId, from: GroupId) {
+        self.index.merge(into, from);
+    }
+
+    fn closed(&mut self, group: GroupId) {
+        self.index.close(group);
+    }
+}
