@@ -307,6 +307,9 @@ impl DurationSpec {
             let (number, tail) = rest.split_at(digits_len);
             let unit_len = tail.bytes().take_while(u8::is_ascii_alphabetic).count();
             let (unit, tail) = tail.split_at(unit_len);
+            if unit.is_empty() {
+                return Err(format!("{text:?} is not a duration like 30s, 5m or 1h30m"));
+            }
             let rank = UNITS
                 .iter()
                 .position(|(name, _)| *name == unit)

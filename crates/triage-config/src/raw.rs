@@ -1,0 +1,194 @@
+//! The configuration file as written: a mirror of the YAML with every
+//! setting optional. Defaults and checks live in validation, so this layer
+//! only knows the shape.
+
+use serde::Deserialize;
+use triage_model::DurationSpec;
+
+use crate::{ConfigError, ConfigErrors};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// The service catalog. Default: empty (every alert falls back to the
+    /// label rule).
+    #[serde(default)]
+    pub services: Vec<RawService>,
+    /// Labels naming an alert's service, in order of preference.
+    /// Default: `[service, app, job, container]`.
+    pub service_labels: Option<Vec<String>>,
+    /// Grouping windows and rules.
+    #[serde(default)]
+    pub grouping: RawGrouping,
+    /// When a group becomes an incident.
+    #[serde(default)]
+    pub declare: RawDeclare,
+    /// Priority thresholds.
+    #[serde(default)]
+    pub severity: RawSeverity,
+    /// Flap damping.
+    #[serde(default)]
+    pub flap: RawFlap,
+    /// Resolution.
+    #[serde(default)]
+    pub resolve: RawResolve,
+    /// Update coalescing.
+    #[serde(default)]
+    pub updates: RawUpdates,
+    /// State bounds.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Input bounds.
+    #[serde(default)]
+    pub input: RawInput,
+}
+
+/// One catalog entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// Unique name, as alerts carry it in a service label. Required.
+    pub name: String,
+    /// Other label values meaning this service. Default: none.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Services this one calls. Default: none.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// 1 (most critical) to the number of `severity.tier_weights`.
+    /// Default: the least critical tier.
+    pub tier: Option<u8>,
+    /// Reached by users directly. Default: false.
+    #[serde(default)]
+    pub user_facing: bool,
+    /// Owning team. Default: none.
+    pub owner: Option<String>,
+    /// Runbook address. Default: none.
+    pub runbook: Option<String>,
+}
+
+/// `grouping:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrouping {
+    /// Join window after a group's last alert. Default: 5m.
+    pub window: Option<DurationSpec>,
+    /// A group accepts no alerts after this. Default: 2h.
+    pub max_group_lifetime: Option<DurationSpec>,
+    /// Out-of-order arrival tolerated without changing results. Default: 30s.
+    pub allowed_lateness: Option<DurationSpec>,
+    /// Dependency hops that link two alerting services. Default: 2.
+    pub max_hops: Option<u8>,
+    /// Labels the fallback rule matches on. Default: `[alertname, cluster]`.
+    pub fallback_group_by: Option<Vec<String>>,
+}
+
+/// `declare:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeclare {
+    /// Distinct alerts that declare. Default: 5.
+    pub min_alerts: Option<u32>,
+    /// Alerting services that declare. Default: 3.
+    pub min_services: Option<u32>,
+    /// A critical alert on this tier or more critical declares; `0` turns
+    /// the rule off. Default: 1.
+    pub critical_max_tier: Option<u8>,
+    /// A critical alert on a user-facing service declares. Default: true.
+    pub critical_user_facing: Option<bool>,
+    /// Still firing this long after opening declares; `0` turns it off.
+    /// Default: 15m.
+    pub persist_for: Option<DurationSpec>,
+    /// Least severity for the persistence rule. Default: warning.
+    pub persist_min_severity: Option<String>,
+}
+
+/// `severity:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSeverity {
+    /// Impact weight per tier, tier 1 first. Default: `[10, 3, 1]`.
+    pub tier_weights: Option<Vec<u64>>,
+    /// Weight factor for user-facing services. Default: 2.
+    pub user_facing_multiplier: Option<u64>,
+    /// P1 thresholds. Default: blast 40, critical.
+    pub p1: Option<RawLevel>,
+    /// P2 thresholds. Default: blast 15, error.
+    pub p2: Option<RawLevel>,
+    /// P3 thresholds. Default: blast 5, info.
+    pub p3: Option<RawLevel>,
+}
+
+/// One priority level.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLevel {
+    /// Least blast radius score.
+    pub min_blast_score: Option<u64>,
+    /// Least severity of the most severe alert: info|warning|error|critical.
+    pub min_alert_severity: Option<String>,
+}
+
+/// `flap:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlap {
+    /// Observation period. Default: 10m.
+    pub period: Option<DurationSpec>,
+    /// Transitions within the period that make an alert flap; `0` turns
+    /// damping off. Default: 4.
+    pub max_transitions: Option<u32>,
+}
+
+/// `resolve:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResolve {
+    /// Quiet time after the last alert resolved. Default: 5m.
+    pub quiet_period: Option<DurationSpec>,
+}
+
+/// `updates:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpdates {
+    /// Least time between two `updated` events. Default: 30s.
+    pub min_interval: Option<DurationSpec>,
+}
+
+/// `limits:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Groups open for joining. Default: 10000.
+    pub max_open_groups: Option<usize>,
+    /// Alerts held in state. Default: 2000000.
+    pub max_active_alerts: Option<usize>,
+    /// Alerts listed per event. Default: 500.
+    pub max_alerts_listed: Option<usize>,
+    /// Memory of closed alerts. Default: 1h.
+    pub tombstone_retention: Option<DurationSpec>,
+}
+
+/// `input:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInput {
+    /// Longest line in bytes. Default: 1048576.
+    pub max_line_bytes: Option<usize>,
+    /// Labels per alert. Default: 128.
+    pub max_labels: Option<usize>,
+    /// Bytes per label (name plus value). Default: 4096.
+    pub max_label_bytes: Option<usize>,
+}
+
+/// Parses YAML text into the raw mirror.
+pub fn parse(text: &str) -> Result<RawConfig, ConfigErrors> {
+    if text.trim().is_empty() {
+        return Ok(RawConfig::default());
+    }
+    serde_saphyr::from_str(text).map_err(|e| {
+        ConfigErrors(vec![ConfigError { path: "file".to_owned(), message: e.to_string() }])
+    })
+}

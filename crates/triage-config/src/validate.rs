@@ -1,0 +1,314 @@
+//! From the raw mirror to validated settings: defaults filled in, every
+//! error collected with its path, warnings listed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use triage_correlate::{Level, Settings};
+use triage_formats::DecodeLimits;
+use triage_model::{AlertSeverity, DurationSpec};
+use triage_topology::{ServiceSpec, Topology};
+
+use crate::raw::{RawConfig, RawLevel};
+use crate::{Config, ConfigError, ConfigErrors, InputLimits};
+
+/// Collects errors while validation walks the file.
+#[derive(Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError { path: path.into(), message: message.into() });
+    }
+}
+
+/// Validates a parsed file, reporting every error at once.
+pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
+    let mut errors = Errors::default();
+    let defaults = Settings::default();
+    let mut settings = defaults.clone();
+
+    if let Some(labels) = raw.service_labels {
+        if labels.is_empty() {
+            errors.push("service_labels", "must name at least one label");
+        }
+        settings.service_labels = labels;
+    }
+
+    let g = raw.grouping;
+    let grouping = &mut settings.grouping;
+    grouping.window = positive(&mut errors, "grouping.window", g.window, grouping.window);
+    grouping.max_group_lifetime = positive(
+        &mut errors,
+        "grouping.max_group_lifetime",
+        g.max_group_lifetime,
+        grouping.max_group_lifetime,
+    );
+    grouping.allowed_lateness = g.allowed_lateness.map_or(grouping.allowed_lateness, |d| d.0);
+    if grouping.max_group_lifetime < grouping.window {
+        errors.push("grouping.max_group_lifetime", "must not be shorter than grouping.window");
+    }
+    if let Some(hops) = g.max_hops {
+        if hops > 6 {
+            errors.push("grouping.max_hops", format!("{hops} is too far to mean related (0..=6)"));
+        }
+        grouping.max_hops = hops;
+    }
+    if let Some(labels) = g.fallback_group_by {
+        if labels.is_empty() {
+            errors.push("grouping.fallback_group_by", "must name at least one label");
+        }
+        grouping.fallback_group_by = labels;
+    }
+
+    let d = raw.declare;
+    let declare = &mut settings.declare;
+    declare.min_alerts = d.min_alerts.unwrap_or(declare.min_alerts);
+    declare.min_services = d.min_services.unwrap_or(declare.min_services);
+    if declare.min_alerts == 0 {
+        errors.push("declare.min_alerts", "must be at least 1");
+    }
+    if let Some(tier) = d.critical_max_tier {
+        declare.critical_max_tier = (tier > 0).then_some(tier);
+    }
+    declare.critical_user_facing = d.critical_user_facing.unwrap_or(declare.critical_user_facing);
+    if let Some(persist) = d.persist_for {
+        declare.persist_for = (!persist.0.is_zero()).then_some(persist.0);
+    }
+    if let Some(text) = d.persist_min_severity {
+        declare.persist_min_severity =
+            severity(&mut errors, "declare.persist_min_severity", &text, declare.persist_min_severity);
+    }
+
+    let s = raw.severity;
+    let policy = &mut settings.severity;
+    if let Some(weights) = s.tier_weights {
+        if weights.is_empty() {
+            errors.push("severity.tier_weights", "must give a weight for at least tier 1");
+        }
+        policy.tier_weights = weights;
+    }
+    policy.user_facing_multiplier = s.user_facing_multiplier.unwrap_or(policy.user_facing_multiplier);
+    for (i, (raw_level, name)) in [(s.p1, "p1"), (s.p2, "p2"), (s.p3, "p3")].into_iter().enumerate() {
+        policy.levels[i] = level(&mut errors, name, raw_level, policy.levels[i]);
+    }
+    for i in 1..3 {
+        if policy.levels[i].min_blast_score > policy.levels[i - 1].min_blast_score {
+            errors.push(
+                format!("severity.p{}.min_blast_score", i + 1),
+                format!("must not exceed p{}'s, or P{} could never be reached", i, i),
+            );
+        }
+    }
+
+    settings.flap.period = positive(&mut errors, "flap.period", raw.flap.period, settings.flap.period);
+    settings.flap.max_transitions = raw.flap.max_transitions.unwrap_or(settings.flap.max_transitions);
+    settings.quiet_period = raw.resolve.quiet_period.map_or(settings.quiet_period, |d| d.0);
+    settings.update_interval = raw.updates.min_interval.map_or(settings.update_interval, |d| d.0);
+
+    let l = raw.limits;
+    let limits = &mut settings.limits;
+    limits.max_open_groups = at_least_one(&mut errors, "limits.max_open_groups", l.max_open_groups, limits.max_open_groups);
+    limits.max_active_alerts =
+        at_least_one(&mut errors, "limits.max_active_alerts", l.max_active_alerts, limits.max_active_alerts);
+    limits.max_alerts_listed =
+        at_least_one(&mut errors, "limits.max_alerts_listed", l.max_alerts_listed, limits.max_alerts_listed);
+    limits.tombstone_retention = l.tombstone_retention.map_or(limits.tombstone_retention, |d| d.0);
+
+    let input_defaults = InputLimits::default();
+    let input = InputLimits {
+        max_line_bytes: at_least_one(&mut errors, "input.max_line_bytes", raw.input.max_line_bytes, input_defaults.max_line_bytes),
+        decode: DecodeLimits {
+            max_labels: at_least_one(&mut errors, "input.max_labels", raw.input.max_labels, input_defaults.decode.max_labels),
+            max_label_bytes: at_least_one(
+                &mut errors,
+                "input.max_label_bytes",
+                raw.input.max_label_bytes,
+                input_defaults.decode.max_label_bytes,
+            ),
+        },
+    };
+
+    let tiers = settings.severity.tier_weights.len().max(1);
+    let services: Vec<ServiceSpec> = raw
+        .services
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let tier = s.tier.unwrap_or(tiers as u8);
+            if tier == 0 || usize::from(tier) > tiers {
+                errors.push(
+                    format!("services[{i}].tier"),
+                    format!("{tier} is not a tier: use 1..={tiers} (one per severity.tier_weights)"),
+                );
+            }
+            ServiceSpec {
+                name: s.name,
+                aliases: s.aliases,
+                depends_on: s.depends_on,
+                tier,
+                user_facing: s.user_facing,
+                owner: s.owner,
+                runbook: s.runbook,
+            }
+        })
+        .collect();
+
+    let topology = match Topology::build(&services, settings.grouping.max_hops) {
+        Ok(t) => Some(t),
+        Err(topology_errors) => {
+            for e in topology_errors {
+                errors.push(e.path(), e.to_string());
+            }
+            None
+        }
+    };
+    match topology {
+        Some(topology) if errors.0.is_empty() => {
+            let warnings = topology
+                .cycles()
+                .iter()
+                .map(|cycle| {
+                    let names: Vec<&str> = cycle.iter().map(|&id| topology.name(id)).collect();
+                    format!(
+                        "dependency cycle: {} (allowed; root causes inside it are ranked by reach)",
+                        names.join(", ")
+                    )
+                })
+                .collect();
+            Ok(Config {
+                settings: Arc::new(settings),
+                services,
+                topology: Arc::new(topology),
+                input,
+                warnings,
+            })
+        }
+        _ => Err(ConfigErrors(errors.0)),
+    }
+}
+
+fn positive(errors: &mut Errors, path: &str, value: Option<DurationSpec>, default: Duration) -> Duration {
+    match value {
+        Some(d) if d.0.is_zero() => {
+            errors.push(path, "must be longer than zero");
+            default
+        }
+        Some(d) => d.0,
+        None => default,
+    }
+}
+
+fn at_least_one(errors: &mut Errors, path: &str, value: Option<usize>, default: usize) -> usize {
+    match value {
+        Some(0) => {
+            errors.push(path, "must be at least 1");
+            default
+        }
+        Some(n) => n,
+        None => default,
+    }
+}
+
+fn severity(errors: &mut Errors, path: &str, text: &str, default: AlertSeverity) -> AlertSeverity {
+    match text {
+        "info" => AlertSeverity::Info,
+        "warning" => AlertSeverity::Warning,
+        "error" => AlertSeverity::Error,
+        "critical" => AlertSeverity::Critical,
+        other => {
+            errors.push(path, format!("{other:?} is not one of info, warning, error, critical"));
+            default
+        }
+    }
+}
+
+fn level(errors: &mut Errors, name: &str, raw: Option<RawLevel>, default: Level) -> Level {
+    let Some(raw) = raw else { return default };
+    let path = format!("severity.{name}.min_alert_severity");
+    Level {
+        min_blast_score: raw.min_blast_score.unwrap_or(default.min_blast_score),
+        min_alert_severity: raw
+            .min_alert_severity
+            .map_or(default.min_alert_severity, |s| severity(errors, &path, &s, default.min_alert_severity)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(yaml: &str) -> Vec<String> {
+        match crate::parse(yaml) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let config = crate::parse("").ok();
+        assert_eq!(config.map(|c| (*c.settings).clone()), Some(Settings::default()));
+    }
+
+    #[test]
+    fn the_reference_config_parses_and_spells_out_the_defaults() {
+        let text = include_str!("../../../config/triage.yaml");
+        let config = match crate::parse(text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(*config.settings, Settings::default());
+        assert_eq!(config.input, InputLimits::default());
+        assert!(config.topology.len() >= 25, "a realistic shop: {}", config.topology.len());
+    }
+
+    #[test]
+    fn every_semantic_error_is_reported_at_once_with_its_place() {
+        let yaml = r#"
+services:
+  - name: checkout
+    depends_on: [payment, paymnt]
+    tier: 7
+  - name: payment
+  - name: checkout
+grouping:
+  window: 0s
+  max_hops: 9
+declare:
+  persist_min_severity: loud
+severity:
+  p2: { min_blast_score: 100 }
+"#;
+        assert_eq!(
+            errors_of(yaml),
+            [
+                "grouping.window: must be longer than zero",
+                "grouping.max_hops: 9 is too far to mean related (0..=6)",
+                "declare.persist_min_severity: \"loud\" is not one of info, warning, error, critical",
+                "severity.p2.min_blast_score: must not exceed p1's, or P1 could never be reached",
+                "services[0].tier: 7 is not a tier: use 1..=3 (one per severity.tier_weights)",
+                "services[2]: name \"checkout\" is already used by services[0]",
+                "services[0].depends_on[1]: \"checkout\" depends on \"paymnt\", which is not in the catalog",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_durations_are_syntax_errors_with_a_location() {
+        let unknown = errors_of("grouping:\n  windw: 5m\n");
+        assert_eq!(unknown.len(), 1);
+        assert!(unknown[0].contains("windw"), "{unknown:?}");
+        let duration = errors_of("grouping:\n  window: 5 minutes\n");
+        assert!(duration[0].contains("not a duration"), "{duration:?}");
+    }
+
+    #[test]
+    fn cycles_are_warnings_not_errors() {
+        let yaml = "services:\n  - {name: a, depends_on: [b]}\n  - {name: b, depends_on: [a]}\n";
+        let config = crate::parse(yaml).ok();
+        let warnings = config.map(|c| c.warnings).unwrap_or_default();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("dependency cycle: a, b"), "{warnings:?}");
+    }
+}
