@@ -189,6 +189,9 @@ pub fn parse(text: &str) -> Result<RawConfig, ConfigErrors> {
         return Ok(RawConfig::default());
     }
     serde_saphyr::from_str(text).map_err(|e| {
-        ConfigErrors(vec![ConfigError { path: "file".to_owned(), message: e.to_string() }])
+        ConfigErrors(vec![ConfigError {
+            path: "file".to_owned(),
+            message: e.to_string(),
+        }])
     })
 }

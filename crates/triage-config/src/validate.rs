@@ -18,7 +18,10 @@ struct Errors(Vec<ConfigError>);
 
 impl Errors {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigError { path: path.into(), message: message.into() });
+        self.0.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 }
 
@@ -44,13 +47,21 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         g.max_group_lifetime,
         grouping.max_group_lifetime,
     );
-    grouping.allowed_lateness = g.allowed_lateness.map_or(grouping.allowed_lateness, |d| d.0);
+    grouping.allowed_lateness = g
+        .allowed_lateness
+        .map_or(grouping.allowed_lateness, |d| d.0);
     if grouping.max_group_lifetime < grouping.window {
-        errors.push("grouping.max_group_lifetime", "must not be shorter than grouping.window");
+        errors.push(
+            "grouping.max_group_lifetime",
+            "must not be shorter than grouping.window",
+        );
     }
     if let Some(hops) = g.max_hops {
         if hops > 6 {
-            errors.push("grouping.max_hops", format!("{hops} is too far to mean related (0..=6)"));
+            errors.push(
+                "grouping.max_hops",
+                format!("{hops} is too far to mean related (0..=6)"),
+            );
         }
         grouping.max_hops = hops;
     }
@@ -71,25 +82,39 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     if let Some(tier) = d.critical_max_tier {
         declare.critical_max_tier = (tier > 0).then_some(tier);
     }
-    declare.critical_user_facing = d.critical_user_facing.unwrap_or(declare.critical_user_facing);
+    declare.critical_user_facing = d
+        .critical_user_facing
+        .unwrap_or(declare.critical_user_facing);
     if let Some(persist) = d.persist_for {
         declare.persist_for = (!persist.0.is_zero()).then_some(persist.0);
     }
     if let Some(text) = d.persist_min_severity {
-        declare.persist_min_severity =
-            severity(&mut errors, "declare.persist_min_severity", &text, declare.persist_min_severity);
+        declare.persist_min_severity = severity(
+            &mut errors,
+            "declare.persist_min_severity",
+            &text,
+            declare.persist_min_severity,
+        );
     }
 
     let s = raw.severity;
     let policy = &mut settings.severity;
     if let Some(weights) = s.tier_weights {
         if weights.is_empty() {
-            errors.push("severity.tier_weights", "must give a weight for at least tier 1");
+            errors.push(
+                "severity.tier_weights",
+                "must give a weight for at least tier 1",
+            );
         }
         policy.tier_weights = weights;
     }
-    policy.user_facing_multiplier = s.user_facing_multiplier.unwrap_or(policy.user_facing_multiplier);
-    for (i, (raw_level, name)) in [(s.p1, "p1"), (s.p2, "p2"), (s.p3, "p3")].into_iter().enumerate() {
+    policy.user_facing_multiplier = s
+        .user_facing_multiplier
+        .unwrap_or(policy.user_facing_multiplier);
+    for (i, (raw_level, name)) in [(s.p1, "p1"), (s.p2, "p2"), (s.p3, "p3")]
+        .into_iter()
+        .enumerate()
+    {
         policy.levels[i] = level(&mut errors, name, raw_level, policy.levels[i]);
     }
     for i in 1..3 {
@@ -101,25 +126,64 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         }
     }
 
-    settings.flap.period = positive(&mut errors, "flap.period", raw.flap.period, settings.flap.period);
-    settings.flap.max_transitions = raw.flap.max_transitions.unwrap_or(settings.flap.max_transitions);
-    settings.quiet_period = raw.resolve.quiet_period.map_or(settings.quiet_period, |d| d.0);
-    settings.update_interval = raw.updates.min_interval.map_or(settings.update_interval, |d| d.0);
+    settings.flap.period = positive(
+        &mut errors,
+        "flap.period",
+        raw.flap.period,
+        settings.flap.period,
+    );
+    settings.flap.max_transitions = raw
+        .flap
+        .max_transitions
+        .unwrap_or(settings.flap.max_transitions);
+    settings.quiet_period = raw
+        .resolve
+        .quiet_period
+        .map_or(settings.quiet_period, |d| d.0);
+    settings.update_interval = raw
+        .updates
+        .min_interval
+        .map_or(settings.update_interval, |d| d.0);
 
     let l = raw.limits;
     let limits = &mut settings.limits;
-    limits.max_open_groups = at_least_one(&mut errors, "limits.max_open_groups", l.max_open_groups, limits.max_open_groups);
-    limits.max_active_alerts =
-        at_least_one(&mut errors, "limits.max_active_alerts", l.max_active_alerts, limits.max_active_alerts);
-    limits.max_alerts_listed =
-        at_least_one(&mut errors, "limits.max_alerts_listed", l.max_alerts_listed, limits.max_alerts_listed);
-    limits.tombstone_retention = l.tombstone_retention.map_or(limits.tombstone_retention, |d| d.0);
+    limits.max_open_groups = at_least_one(
+        &mut errors,
+        "limits.max_open_groups",
+        l.max_open_groups,
+        limits.max_open_groups,
+    );
+    limits.max_active_alerts = at_least_one(
+        &mut errors,
+        "limits.max_active_alerts",
+        l.max_active_alerts,
+        limits.max_active_alerts,
+    );
+    limits.max_alerts_listed = at_least_one(
+        &mut errors,
+        "limits.max_alerts_listed",
+        l.max_alerts_listed,
+        limits.max_alerts_listed,
+    );
+    limits.tombstone_retention = l
+        .tombstone_retention
+        .map_or(limits.tombstone_retention, |d| d.0);
 
     let input_defaults = InputLimits::default();
     let input = InputLimits {
-        max_line_bytes: at_least_one(&mut errors, "input.max_line_bytes", raw.input.max_line_bytes, input_defaults.max_line_bytes),
+        max_line_bytes: at_least_one(
+            &mut errors,
+            "input.max_line_bytes",
+            raw.input.max_line_bytes,
+            input_defaults.max_line_bytes,
+        ),
         decode: DecodeLimits {
-            max_labels: at_least_one(&mut errors, "input.max_labels", raw.input.max_labels, input_defaults.decode.max_labels),
+            max_labels: at_least_one(
+                &mut errors,
+                "input.max_labels",
+                raw.input.max_labels,
+                input_defaults.decode.max_labels,
+            ),
             max_label_bytes: at_least_one(
                 &mut errors,
                 "input.max_label_bytes",
@@ -139,7 +203,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             if tier == 0 || usize::from(tier) > tiers {
                 errors.push(
                     format!("services[{i}].tier"),
-                    format!("{tier} is not a tier: use 1..={tiers} (one per severity.tier_weights)"),
+                    format!(
+                        "{tier} is not a tier: use 1..={tiers} (one per severity.tier_weights)"
+                    ),
                 );
             }
             ServiceSpec {
@@ -188,7 +254,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     }
 }
 
-fn positive(errors: &mut Errors, path: &str, value: Option<DurationSpec>, default: Duration) -> Duration {
+fn positive(
+    errors: &mut Errors,
+    path: &str,
+    value: Option<DurationSpec>,
+    default: Duration,
+) -> Duration {
     match value {
         Some(d) if d.0.is_zero() => {
             errors.push(path, "must be longer than zero");
@@ -217,7 +288,10 @@ fn severity(errors: &mut Errors, path: &str, text: &str, default: AlertSeverity)
         "error" => AlertSeverity::Error,
         "critical" => AlertSeverity::Critical,
         other => {
-            errors.push(path, format!("{other:?} is not one of info, warning, error, critical"));
+            errors.push(
+                path,
+                format!("{other:?} is not one of info, warning, error, critical"),
+            );
             default
         }
     }
@@ -230,7 +304,9 @@ fn level(errors: &mut Errors, name: &str, raw: Option<RawLevel>, default: Level)
         min_blast_score: raw.min_blast_score.unwrap_or(default.min_blast_score),
         min_alert_severity: raw
             .min_alert_severity
-            .map_or(default.min_alert_severity, |s| severity(errors, &path, &s, default.min_alert_severity)),
+            .map_or(default.min_alert_severity, |s| {
+                severity(errors, &path, &s, default.min_alert_severity)
+            }),
     }
 }
 
@@ -248,7 +324,10 @@ mod tests {
     #[test]
     fn an_empty_file_gives_the_defaults() {
         let config = crate::parse("").ok();
-        assert_eq!(config.map(|c| (*c.settings).clone()), Some(Settings::default()));
+        assert_eq!(
+            config.map(|c| (*c.settings).clone()),
+            Some(Settings::default())
+        );
     }
 
     #[test]
@@ -260,7 +339,11 @@ mod tests {
         };
         assert_eq!(*config.settings, Settings::default());
         assert_eq!(config.input, InputLimits::default());
-        assert!(config.topology.len() >= 25, "a realistic shop: {}", config.topology.len());
+        assert!(
+            config.topology.len() >= 25,
+            "a realistic shop: {}",
+            config.topology.len()
+        );
     }
 
     #[test]
@@ -309,6 +392,9 @@ severity:
         let config = crate::parse(yaml).ok();
         let warnings = config.map(|c| c.warnings).unwrap_or_default();
         assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].starts_with("dependency cycle: a, b"), "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("dependency cycle: a, b"),
+            "{warnings:?}"
+        );
     }
 }

@@ -68,7 +68,14 @@ pub fn analyse(group: &Group, topology: &Topology, settings: &Settings) -> Analy
         .sum::<u64>()
         + policy.unknown_weight() * unknown.len() as u64;
     let (priority, priority_reason) = priority_of(score, group.max_severity, settings);
-    Analysis { root_cause, impacted, unknown, score, priority, priority_reason }
+    Analysis {
+        root_cause,
+        impacted,
+        unknown,
+        score,
+        priority,
+        priority_reason,
+    }
 }
 
 /// Candidates are alerting services none of whose (transitive) dependencies
@@ -126,13 +133,24 @@ fn rank_root_causes(
 }
 
 /// Alerting services that depend on `id` (itself included).
-fn explained(id: ServiceId, topology: &Topology, is_alerting: &dyn Fn(&ServiceId) -> bool) -> usize {
-    topology.transitive_dependents(&[id]).iter().filter(|d| is_alerting(d)).count()
+fn explained(
+    id: ServiceId,
+    topology: &Topology,
+    is_alerting: &dyn Fn(&ServiceId) -> bool,
+) -> usize {
+    topology
+        .transitive_dependents(&[id])
+        .iter()
+        .filter(|d| is_alerting(d))
+        .count()
 }
 
 fn priority_of(score: u64, severity: AlertSeverity, settings: &Settings) -> (Priority, String) {
     let levels = &settings.severity.levels;
-    for (level, priority) in levels.iter().zip([Priority::P1, Priority::P2, Priority::P3]) {
+    for (level, priority) in levels
+        .iter()
+        .zip([Priority::P1, Priority::P2, Priority::P3])
+    {
         if score >= level.min_blast_score && severity >= level.min_alert_severity {
             let reason = format!(
                 "{priority}: blast radius {score} >= {} and most severe alert {} >= {}",
@@ -171,15 +189,30 @@ pub fn render_event(
     settings: &Settings,
 ) -> Option<IncidentEvent> {
     let incident = group.incident.as_ref()?;
-    let mut members: Vec<&AlertState> =
-        group.members.iter().filter_map(|fp| alerts.get(fp)).collect();
+    let mut members: Vec<&AlertState> = group
+        .members
+        .iter()
+        .filter_map(|fp| alerts.get(fp))
+        .collect();
     members.sort_by_key(|a| (a.starts_at, a.fingerprint));
-    let firing = members.iter().filter(|a| a.status == AlertStatus::Firing).count();
+    let firing = members
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .count();
     let listed = members.len().min(settings.limits.max_alerts_listed);
 
     let services = service_names(group, topology);
     let resolved_at = (header.kind == EventKind::Resolved).then_some(header.at);
-    let title = title(group, analysis, topology, members.len(), services.len(), resolved_at);
+    let opener = alerts.get(&group.opener.0).map(|a| a.alertname.as_ref());
+    let title = title(
+        group,
+        analysis,
+        topology,
+        members.len(),
+        services.len(),
+        resolved_at,
+        opener,
+    );
     let user_facing = analysis
         .impacted
         .iter()
@@ -212,7 +245,12 @@ pub fn render_event(
             .collect(),
         blast_radius: BlastRadius {
             score: analysis.score,
-            impacted: sorted(analysis.impacted.iter().map(|&id| topology.name(id).to_owned())),
+            impacted: sorted(
+                analysis
+                    .impacted
+                    .iter()
+                    .map(|&id| topology.name(id).to_owned()),
+            ),
             user_facing: sorted(user_facing),
         },
         owners: owners(group, analysis, topology),
@@ -234,7 +272,12 @@ fn sorted(names: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 fn service_names(group: &Group, topology: &Topology) -> Vec<String> {
-    sorted(group.services.keys().filter_map(|s| service_name(s, topology).map(str::to_owned)))
+    sorted(
+        group
+            .services
+            .keys()
+            .filter_map(|s| service_name(s, topology).map(str::to_owned)),
+    )
 }
 
 /// The printable name of a service reference.
@@ -246,18 +289,23 @@ pub fn service_name<'a>(service: &'a ServiceRef, topology: &'a Topology) -> Opti
     }
 }
 
-/// The service to lead the title with: the most critical impacted
-/// user-facing service, else the most critical impacted one.
-fn lead_service(analysis: &Analysis, topology: &Topology) -> Option<String> {
+/// The service to lead the title with: among the alerting services, the
+/// user-facing one of the most critical tier (what users notice), else the
+/// most critical; then services outside the catalog; then the alert name.
+fn lead_service(group: &Group, analysis: &Analysis, topology: &Topology) -> Option<String> {
     let rank = |id: &ServiceId| {
         let s = topology.service(*id);
         (!s.user_facing, s.tier, s.name.clone())
     };
-    analysis
-        .impacted
-        .iter()
-        .min_by_key(|id| rank(id))
-        .map(|&id| topology.name(id).to_owned())
+    group
+        .services
+        .keys()
+        .filter_map(|s| match s {
+            ServiceRef::Known(id) => Some(*id),
+            _ => None,
+        })
+        .min_by_key(rank)
+        .map(|id| topology.name(id).to_owned())
         .or_else(|| analysis.unknown.first().cloned())
 }
 
@@ -268,10 +316,16 @@ fn title(
     alert_count: usize,
     service_count: usize,
     resolved_at: Option<Timestamp>,
+    lead_alertname: Option<&str>,
 ) -> String {
-    let lead = lead_service(analysis, topology).unwrap_or_else(|| "unplaced alerts".to_owned());
+    let lead = lead_service(group, analysis, topology)
+        .or_else(|| lead_alertname.map(|n| format!("{n} (no service label)")))
+        .unwrap_or_else(|| "unplaced alerts".to_owned());
     let mut title = match resolved_at {
-        Some(at) => format!("{lead} recovered after {}", human_duration(at.since(group.first_at))),
+        Some(at) => format!(
+            "{lead} recovered after {}",
+            human_duration(at.since(group.first_at))
+        ),
         None => format!("{lead} degraded"),
     };
     let _ = write!(title, ": {}", plural(alert_count, "alert"));
@@ -288,7 +342,11 @@ fn title(
 }
 
 fn plural(n: usize, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// `1h02m`, `5m30s`, `45s`: short and stable.
@@ -353,14 +411,24 @@ fn alert_entry(alert: &AlertState, topology: &Topology) -> AlertEntry {
 pub fn explain_reason(alert: &AlertState, topology: &Topology) -> String {
     match &alert.reason {
         JoinReason::Opened => "first alert of the group".to_owned(),
-        JoinReason::Topology { via, via_service, hops, gap_nanos } => {
+        JoinReason::Topology {
+            via,
+            via_service,
+            hops,
+            gap_nanos,
+        } => {
             let gap = human_duration(Duration::from_nanos(gap_nanos.unsigned_abs()));
             let ServiceRef::Known(own) = alert.service else {
                 return format!("linked to alert {via} by topology");
             };
             let path = topology
                 .path(own, *via_service)
-                .map(|p| p.iter().map(|&id| topology.name(id)).collect::<Vec<_>>().join(" -> "))
+                .map(|p| {
+                    p.iter()
+                        .map(|&id| topology.name(id))
+                        .collect::<Vec<_>>()
+                        .join(" -> ")
+                })
                 .unwrap_or_else(|| topology.name(own).to_owned());
             let relation = if *hops == 0 {
                 "same service as".to_owned()

@@ -113,7 +113,10 @@ impl Correlator {
     /// An empty correlator for `partition` (0 when there is only one).
     pub fn new(settings: Arc<Settings>, topology: Arc<Topology>, partition: u32) -> Self {
         let linkers: Vec<Box<dyn Linker>> = vec![
-            Box::new(TopologyLinker::new(topology.clone())),
+            Box::new(TopologyLinker::new(
+                topology.clone(),
+                settings.grouping.window,
+            )),
             Box::new(LabelRuleLinker::default()),
         ];
         Correlator {
@@ -148,9 +151,10 @@ impl Correlator {
             self.head = Some(time);
         }
         if time < self.watermark {
-            self.stats.late += 1;
             let now = self.watermark;
-            self.apply(observation, now, sink);
+            if self.apply(observation, now, sink) {
+                self.stats.late += 1;
+            }
         } else {
             let rank = u8::from(observation.status == AlertStatus::Firing);
             let key = (time, rank, observation.fingerprint, self.next_seq);
@@ -248,7 +252,9 @@ impl Correlator {
                 continue;
             }
             for fp in &group.members {
-                let Some(alert) = self.alerts.get(fp) else { continue };
+                let Some(alert) = self.alerts.get(fp) else {
+                    continue;
+                };
                 let view = AlertView {
                     fingerprint: alert.fingerprint,
                     service: &alert.service,
@@ -269,7 +275,10 @@ impl Correlator {
         let mut key = Fnv1a64::default();
         for name in &self.settings.grouping.fallback_group_by {
             let value = record.labels.get(name).unwrap_or("");
-            key.write(name.as_bytes()).write(&[0xff]).write(value.as_bytes()).write(&[0xff]);
+            key.write(name.as_bytes())
+                .write(&[0xff])
+                .write(value.as_bytes())
+                .write(&[0xff]);
         }
         let fallback_desc = match service {
             ServiceRef::Known(_) => None,
@@ -348,7 +357,7 @@ impl Correlator {
             let observation = entry.remove();
             self.fire_timers_before(time, sink);
             self.watermark = self.watermark.max(time);
-            self.apply(observation, time, sink);
+            let _changed = self.apply(observation, time, sink);
         }
         self.fire_timers_before(limit, sink);
         self.watermark = self.watermark.max(limit);
@@ -376,7 +385,11 @@ impl Correlator {
             }
             TimerKind::TombstoneExpiry => {
                 let fp = Fingerprint(timer.id);
-                if self.tombstones.get(&fp).is_some_and(|t| t.expires_at <= now) {
+                if self
+                    .tombstones
+                    .get(&fp)
+                    .is_some_and(|t| t.expires_at <= now)
+                {
                     self.tombstones.remove(&fp);
                 }
             }
@@ -385,27 +398,36 @@ impl Correlator {
 
     // ---- applying observations -----------------------------------------
 
-    fn apply<S: EventSink>(&mut self, obs: Observation, now: Timestamp, sink: &mut S) {
+    /// Applies one observation at `now`; returns whether it changed an
+    /// alert's state (as opposed to repeating or contradicting what is
+    /// known).
+    fn apply<S: EventSink>(&mut self, obs: Observation, now: Timestamp, sink: &mut S) -> bool {
         let fp = obs.fingerprint;
         let Some(state) = self.alerts.get_mut(&fp) else {
-            let known = self.tombstones.get(&fp).is_some_and(|t| t.starts_at >= obs.starts_at);
+            let known = self
+                .tombstones
+                .get(&fp)
+                .is_some_and(|t| t.starts_at >= obs.starts_at);
             match (obs.status, known) {
                 (_, true) => self.stats.duplicates += 1,
-                (AlertStatus::Firing, false) => self.new_alert(obs, now, sink),
+                (AlertStatus::Firing, false) => {
+                    self.new_alert(obs, now, sink);
+                    return true;
+                }
                 (AlertStatus::Resolved, false) => self.stats.resolved_unknown += 1,
             }
-            return;
+            return false;
         };
         if obs.starts_at < state.starts_at {
             self.stats.stale += 1;
-            return;
+            return false;
         }
         let same_occurrence = obs.starts_at == state.starts_at;
         match obs.status {
             AlertStatus::Firing if same_occurrence => {
                 if state.reported == AlertStatus::Resolved {
                     self.stats.stale += 1;
-                    return;
+                    return false;
                 }
                 self.stats.duplicates += 1;
                 if obs.runbook.is_some() {
@@ -414,14 +436,20 @@ impl Correlator {
                 if obs.ends_at != state.expires_at {
                     self.set_expiry(fp, obs.ends_at.filter(|e| *e > obs.starts_at));
                 }
+                false
             }
-            AlertStatus::Firing => self.refire(obs, now, sink),
+            AlertStatus::Firing => {
+                self.refire(obs, now, sink);
+                true
+            }
             AlertStatus::Resolved if state.reported == AlertStatus::Resolved => {
                 self.stats.duplicates += 1;
+                false
             }
             AlertStatus::Resolved => {
                 state.starts_at = obs.starts_at;
                 self.resolve_alert(fp, now, sink);
+                true
             }
         }
     }
@@ -533,7 +561,8 @@ impl Correlator {
         };
         if let Some(persist) = self.settings.declare.persist_for {
             let at = now.plus(persist);
-            self.timers.schedule(&mut group.timers.persist, at, TimerKind::Persist, id);
+            self.timers
+                .schedule(&mut group.timers.persist, at, TimerKind::Persist, id);
         }
         self.groups.insert(id, group);
         self.joinable += 1;
@@ -552,14 +581,19 @@ impl Correlator {
     /// Adds a member; returns whether the group's shape (services or most
     /// severe alert) changed, which is what can move its priority.
     fn join(&mut self, gid: GroupId, fp: Fingerprint, now: Timestamp) -> bool {
-        let Some(alert) = self.alerts.get(&fp) else { return false };
-        let Some(group) = self.groups.get_mut(&gid) else { return false };
+        let Some(alert) = self.alerts.get(&fp) else {
+            return false;
+        };
+        let Some(group) = self.groups.get_mut(&gid) else {
+            return false;
+        };
         let settings = &self.settings;
         group.members.push(fp);
         group.firing += 1;
         group.last_join_at = now;
         group.first_at = group.first_at.min(alert.starts_at);
-        self.timers.cancel(&mut group.timers.quiet, TimerKind::Quiet, gid);
+        self.timers
+            .cancel(&mut group.timers.quiet, TimerKind::Quiet, gid);
         group.quiet_since = None;
 
         let mut shape_changed = false;
@@ -569,7 +603,10 @@ impl Correlator {
                 .entry(alert.service.clone())
                 .or_insert_with(|| {
                     shape_changed = true;
-                    ServiceTally { alerts: 0, first_at: alert.starts_at }
+                    ServiceTally {
+                        alerts: 0,
+                        first_at: alert.starts_at,
+                    }
                 });
             tally.alerts += 1;
             tally.first_at = tally.first_at.min(alert.starts_at);
@@ -583,7 +620,10 @@ impl Correlator {
             && let ServiceRef::Known(id) = alert.service
         {
             let service = self.topology.service(id);
-            let by_tier = settings.declare.critical_max_tier.is_some_and(|t| service.tier <= t);
+            let by_tier = settings
+                .declare
+                .critical_max_tier
+                .is_some_and(|t| service.tier <= t);
             let by_users = settings.declare.critical_user_facing && service.user_facing;
             if by_tier || by_users {
                 group.critical_on = Some(service.name.to_string());
@@ -593,7 +633,12 @@ impl Correlator {
         let window_end = now.plus(settings.grouping.window);
         let life_end = group.opened_at.plus(settings.grouping.max_group_lifetime);
         let close_at = window_end.min(life_end);
-        self.timers.schedule(&mut group.timers.join_close, close_at, TimerKind::JoinClose, gid);
+        self.timers.schedule(
+            &mut group.timers.join_close,
+            close_at,
+            TimerKind::JoinClose,
+            gid,
+        );
 
         let view = AlertView {
             fingerprint: fp,
@@ -618,7 +663,11 @@ impl Correlator {
         if let Some(g) = self.groups.get(&from)
             && g.incident.is_some()
         {
-            let into_id = self.groups.get(&into).and_then(|g| g.incident.as_ref()).map(|i| i.id.clone());
+            let into_id = self
+                .groups
+                .get(&into)
+                .and_then(|g| g.incident.as_ref())
+                .map(|i| i.id.clone());
             self.emit(from, EventKind::Resolved, now, into_id.as_deref(), sink);
             self.stats.incidents_merged += 1;
             if let Some(i) = self.groups.get(&from).and_then(|g| g.incident.as_ref()) {
@@ -626,7 +675,9 @@ impl Correlator {
                 self.stats.count_priority(severity, -1);
             }
         }
-        let Some(mut absorbed) = self.groups.remove(&from) else { return };
+        let Some(mut absorbed) = self.groups.remove(&from) else {
+            return;
+        };
         for linker in &mut self.linkers {
             linker.merged(into, from);
         }
@@ -634,7 +685,8 @@ impl Correlator {
             self.joinable -= 1;
         }
         let t = &mut absorbed.timers;
-        self.timers.cancel(&mut t.join_close, TimerKind::JoinClose, from);
+        self.timers
+            .cancel(&mut t.join_close, TimerKind::JoinClose, from);
         self.timers.cancel(&mut t.persist, TimerKind::Persist, from);
         self.timers.cancel(&mut t.quiet, TimerKind::Quiet, from);
         self.timers.cancel(&mut t.flush, TimerKind::Flush, from);
@@ -643,14 +695,22 @@ impl Correlator {
             if let Some(alert) = self.alerts.get_mut(fp) {
                 alert.group = into;
                 if *fp == absorbed.opener.0 {
-                    alert.reason = JoinReason::Merged { via, was_incident: was_incident.clone() };
+                    alert.reason = JoinReason::Merged {
+                        via,
+                        was_incident: was_incident.clone(),
+                    };
                 }
             }
         }
-        let Some(group) = self.groups.get_mut(&into) else { return };
+        let Some(group) = self.groups.get_mut(&into) else {
+            return;
+        };
         group.members.extend_from_slice(&absorbed.members);
         for (service, tally) in absorbed.services {
-            let entry = group.services.entry(service).or_insert(ServiceTally { alerts: 0, ..tally });
+            let entry = group
+                .services
+                .entry(service)
+                .or_insert(ServiceTally { alerts: 0, ..tally });
             entry.alerts += tally.alerts;
             entry.first_at = entry.first_at.min(tally.first_at);
         }
@@ -659,7 +719,8 @@ impl Correlator {
         group.max_severity = group.max_severity.max(absorbed.max_severity);
         group.critical_on = group.critical_on.take().or(absorbed.critical_on);
         if group.firing > 0 {
-            self.timers.cancel(&mut group.timers.quiet, TimerKind::Quiet, into);
+            self.timers
+                .cancel(&mut group.timers.quiet, TimerKind::Quiet, into);
             group.quiet_since = None;
         }
         self.stats.groups_merged += 1;
@@ -668,7 +729,9 @@ impl Correlator {
     fn refire<S: EventSink>(&mut self, obs: Observation, now: Timestamp, sink: &mut S) {
         let fp = obs.fingerprint;
         self.stats.refired += 1;
-        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        let Some(state) = self.alerts.get_mut(&fp) else {
+            return;
+        };
         state.starts_at = obs.starts_at;
         state.reported = AlertStatus::Firing;
         let gid = state.group;
@@ -676,17 +739,22 @@ impl Correlator {
         state.status = AlertStatus::Firing;
         self.record_transition(fp, now);
         self.set_expiry(fp, obs.ends_at.filter(|e| *e > obs.starts_at));
+        // A flapping alert re-firing is already firing as far as the
+        // incident is concerned: nothing to tell responders.
         if was_resolved && let Some(group) = self.groups.get_mut(&gid) {
             group.firing += 1;
             group.quiet_since = None;
-            self.timers.cancel(&mut group.timers.quiet, TimerKind::Quiet, gid);
+            self.timers
+                .cancel(&mut group.timers.quiet, TimerKind::Quiet, gid);
+            self.after_change(gid, false, now, sink);
         }
-        self.after_change(gid, false, now, sink);
     }
 
     /// The sources report `fp` resolved at `now`.
     fn resolve_alert<S: EventSink>(&mut self, fp: Fingerprint, now: Timestamp, sink: &mut S) {
-        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        let Some(state) = self.alerts.get_mut(&fp) else {
+            return;
+        };
         state.reported = AlertStatus::Resolved;
         let gid = state.group;
         self.set_expiry(fp, None);
@@ -701,25 +769,32 @@ impl Correlator {
     /// Moves a firing alert to resolved and starts its group's quiet period
     /// when it was the last one firing.
     fn mark_resolved(&mut self, fp: Fingerprint, now: Timestamp) {
-        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        let Some(state) = self.alerts.get_mut(&fp) else {
+            return;
+        };
         if state.status == AlertStatus::Resolved {
             return;
         }
         state.status = AlertStatus::Resolved;
         let gid = state.group;
-        let Some(group) = self.groups.get_mut(&gid) else { return };
+        let Some(group) = self.groups.get_mut(&gid) else {
+            return;
+        };
         group.firing = group.firing.saturating_sub(1);
         if group.firing == 0 {
             group.quiet_since = Some(now);
             let at = now.plus(self.settings.quiet_period);
-            self.timers.schedule(&mut group.timers.quiet, at, TimerKind::Quiet, gid);
+            self.timers
+                .schedule(&mut group.timers.quiet, at, TimerKind::Quiet, gid);
         }
     }
 
     /// Records a fire/resolve transition and applies flap damping.
     fn record_transition(&mut self, fp: Fingerprint, now: Timestamp) {
         let policy = &self.settings.flap;
-        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        let Some(state) = self.alerts.get_mut(&fp) else {
+            return;
+        };
         let horizon = now.minus(policy.period);
         state.transitions.push_back(now);
         while state.transitions.front().is_some_and(|t| *t < horizon)
@@ -727,28 +802,39 @@ impl Correlator {
         {
             state.transitions.pop_front();
         }
-        if policy.max_transitions > 0 && state.transitions.len() >= policy.max_transitions as usize {
+        if policy.max_transitions > 0 && state.transitions.len() >= policy.max_transitions as usize
+        {
             if !state.flapping {
                 state.flapping = true;
                 self.stats.flapping += 1;
             }
             let at = now.plus(policy.period);
-            self.timers.schedule(&mut state.settle_at, at, TimerKind::FlapSettle, fp.0);
+            self.timers
+                .schedule(&mut state.settle_at, at, TimerKind::FlapSettle, fp.0);
         }
     }
 
     fn set_expiry(&mut self, fp: Fingerprint, at: Option<Timestamp>) {
-        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        let Some(state) = self.alerts.get_mut(&fp) else {
+            return;
+        };
         match at {
-            Some(at) => self.timers.schedule(&mut state.expires_at, at, TimerKind::AlertExpiry, fp.0),
-            None => self.timers.cancel(&mut state.expires_at, TimerKind::AlertExpiry, fp.0),
+            Some(at) => {
+                self.timers
+                    .schedule(&mut state.expires_at, at, TimerKind::AlertExpiry, fp.0)
+            }
+            None => self
+                .timers
+                .cancel(&mut state.expires_at, TimerKind::AlertExpiry, fp.0),
         }
     }
 
     // ---- timers ---------------------------------------------------------
 
     fn on_alert_expiry<S: EventSink>(&mut self, fp: Fingerprint, now: Timestamp, sink: &mut S) {
-        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        let Some(state) = self.alerts.get_mut(&fp) else {
+            return;
+        };
         state.expires_at = None;
         if state.reported == AlertStatus::Firing {
             self.resolve_alert(fp, now, sink);
@@ -757,9 +843,14 @@ impl Correlator {
 
     fn on_flap_settle<S: EventSink>(&mut self, fp: Fingerprint, now: Timestamp, sink: &mut S) {
         let period = self.settings.flap.period;
-        let Some(state) = self.alerts.get_mut(&fp) else { return };
+        let Some(state) = self.alerts.get_mut(&fp) else {
+            return;
+        };
         state.settle_at = None;
-        let stable = state.transitions.back().is_none_or(|t| t.plus(period) <= now);
+        let stable = state
+            .transitions
+            .back()
+            .is_none_or(|t| t.plus(period) <= now);
         if !state.flapping || !stable {
             return;
         }
@@ -780,12 +871,15 @@ impl Correlator {
     }
 
     fn stop_joining(&mut self, gid: GroupId) {
-        let Some(group) = self.groups.get_mut(&gid) else { return };
+        let Some(group) = self.groups.get_mut(&gid) else {
+            return;
+        };
         if !group.joinable {
             return;
         }
         group.joinable = false;
-        self.timers.cancel(&mut group.timers.join_close, TimerKind::JoinClose, gid);
+        self.timers
+            .cancel(&mut group.timers.join_close, TimerKind::JoinClose, gid);
         self.joinable -= 1;
         for linker in &mut self.linkers {
             linker.closed(gid);
@@ -793,7 +887,9 @@ impl Correlator {
     }
 
     fn on_persist<S: EventSink>(&mut self, gid: GroupId, now: Timestamp, sink: &mut S) {
-        let Some(group) = self.groups.get_mut(&gid) else { return };
+        let Some(group) = self.groups.get_mut(&gid) else {
+            return;
+        };
         group.timers.persist = None;
         if group.incident.is_some() || group.firing == 0 {
             return;
@@ -815,7 +911,9 @@ impl Correlator {
 
     fn on_quiet<S: EventSink>(&mut self, gid: GroupId, now: Timestamp, sink: &mut S) {
         let quiet = self.settings.quiet_period;
-        let Some(group) = self.groups.get_mut(&gid) else { return };
+        let Some(group) = self.groups.get_mut(&gid) else {
+            return;
+        };
         group.timers.quiet = None;
         let quiet_enough = group.quiet_since.is_some_and(|t| t.plus(quiet) <= now);
         if group.firing == 0 && quiet_enough {
@@ -831,7 +929,9 @@ impl Correlator {
         if declared {
             self.emit(gid, EventKind::Resolved, now, None, sink);
         }
-        let Some(mut group) = self.groups.remove(&gid) else { return };
+        let Some(mut group) = self.groups.remove(&gid) else {
+            return;
+        };
         let t = &mut group.timers;
         self.timers.cancel(&mut t.persist, TimerKind::Persist, gid);
         self.timers.cancel(&mut t.quiet, TimerKind::Quiet, gid);
@@ -842,12 +942,23 @@ impl Correlator {
         }
         let expires_at = now.plus(self.settings.limits.tombstone_retention);
         for fp in group.members {
-            let Some(mut alert) = self.alerts.remove(&fp) else { continue };
-            self.timers.cancel(&mut alert.expires_at, TimerKind::AlertExpiry, fp.0);
-            self.timers.cancel(&mut alert.settle_at, TimerKind::FlapSettle, fp.0);
-            let tombstone = Tombstone { starts_at: alert.starts_at, expires_at };
+            let Some(mut alert) = self.alerts.remove(&fp) else {
+                continue;
+            };
+            self.timers
+                .cancel(&mut alert.expires_at, TimerKind::AlertExpiry, fp.0);
+            self.timers
+                .cancel(&mut alert.settle_at, TimerKind::FlapSettle, fp.0);
+            let tombstone = Tombstone {
+                starts_at: alert.starts_at,
+                expires_at,
+            };
             self.tombstones.insert(fp, tombstone);
-            self.timers.insert(Timer { at: expires_at, kind: TimerKind::TombstoneExpiry, id: fp.0 });
+            self.timers.insert(Timer {
+                at: expires_at,
+                kind: TimerKind::TombstoneExpiry,
+                id: fp.0,
+            });
         }
     }
 
@@ -860,7 +971,9 @@ impl Correlator {
         now: Timestamp,
         sink: &mut S,
     ) {
-        let Some(group) = self.groups.get(&gid) else { return };
+        let Some(group) = self.groups.get(&gid) else {
+            return;
+        };
         let Some(incident) = &group.incident else {
             if let Some(reason) = self.declare_rule(group) {
                 self.declare(gid, reason, now, sink);
@@ -875,12 +988,17 @@ impl Correlator {
             }
         }
         let interval = self.settings.update_interval;
-        let Some(group) = self.groups.get_mut(&gid) else { return };
-        let Some(incident) = group.incident.as_mut() else { return };
+        let Some(group) = self.groups.get_mut(&gid) else {
+            return;
+        };
+        let Some(incident) = group.incident.as_mut() else {
+            return;
+        };
         incident.dirty = true;
         if group.timers.flush.is_none() {
             let at = incident.last_emitted_at.plus(interval).max(now);
-            self.timers.schedule(&mut group.timers.flush, at, TimerKind::Flush, gid);
+            self.timers
+                .schedule(&mut group.timers.flush, at, TimerKind::Flush, gid);
         }
     }
 
@@ -888,21 +1006,41 @@ impl Correlator {
         let policy = &self.settings.declare;
         let alerts = group.members.len();
         if alerts >= policy.min_alerts as usize {
-            return Some(format!("{alerts} alerts (min_alerts {})", policy.min_alerts));
+            return Some(format!(
+                "{alerts} alerts (min_alerts {})",
+                policy.min_alerts
+            ));
         }
         let services = group.services.len();
         if services >= policy.min_services as usize {
-            return Some(format!("{services} services alerting (min_services {})", policy.min_services));
+            return Some(format!(
+                "{services} services alerting (min_services {})",
+                policy.min_services
+            ));
         }
-        group.critical_on.as_ref().map(|s| format!("critical alert on {s}"))
+        group
+            .critical_on
+            .as_ref()
+            .map(|s| format!("critical alert on {s}"))
     }
 
-    fn declare<S: EventSink>(&mut self, gid: GroupId, reason: String, now: Timestamp, sink: &mut S) {
-        let Some(group) = self.groups.get(&gid) else { return };
+    fn declare<S: EventSink>(
+        &mut self,
+        gid: GroupId,
+        reason: String,
+        now: Timestamp,
+        sink: &mut S,
+    ) {
+        let Some(group) = self.groups.get(&gid) else {
+            return;
+        };
         let analysis = analyse(group, &self.topology, &self.settings);
         let id = incident_id(self.partition, group.opener);
-        let Some(group) = self.groups.get_mut(&gid) else { return };
-        self.timers.cancel(&mut group.timers.persist, TimerKind::Persist, gid);
+        let Some(group) = self.groups.get_mut(&gid) else {
+            return;
+        };
+        self.timers
+            .cancel(&mut group.timers.persist, TimerKind::Persist, gid);
         group.incident = Some(Incident {
             id,
             version: 1,
@@ -917,7 +1055,13 @@ impl Correlator {
         self.send(gid, EventKind::Declared, now, None, &analysis, sink);
     }
 
-    fn escalate<S: EventSink>(&mut self, gid: GroupId, analysis: &Analysis, now: Timestamp, sink: &mut S) {
+    fn escalate<S: EventSink>(
+        &mut self,
+        gid: GroupId,
+        analysis: &Analysis,
+        now: Timestamp,
+        sink: &mut S,
+    ) {
         let Some(incident) = self.groups.get_mut(&gid).and_then(|g| g.incident.as_mut()) else {
             return;
         };
@@ -948,7 +1092,9 @@ impl Correlator {
         merged_into: Option<&str>,
         sink: &mut S,
     ) {
-        let Some(group) = self.groups.get(&gid) else { return };
+        let Some(group) = self.groups.get(&gid) else {
+            return;
+        };
         let analysis = analyse(group, &self.topology, &self.settings);
         if kind == EventKind::Resolved {
             self.stats.incidents_resolved += 1;
@@ -965,12 +1111,17 @@ impl Correlator {
         analysis: &Analysis,
         sink: &mut S,
     ) {
-        let Some(group) = self.groups.get_mut(&gid) else { return };
-        let Some(incident) = group.incident.as_mut() else { return };
+        let Some(group) = self.groups.get_mut(&gid) else {
+            return;
+        };
+        let Some(incident) = group.incident.as_mut() else {
+            return;
+        };
         incident.version += 1;
         incident.dirty = false;
         incident.last_emitted_at = now;
-        self.timers.cancel(&mut group.timers.flush, TimerKind::Flush, gid);
+        self.timers
+            .cancel(&mut group.timers.flush, TimerKind::Flush, gid);
         if kind == EventKind::Updated {
             self.stats.incidents_updated += 1;
         }
@@ -986,9 +1137,22 @@ impl Correlator {
         analysis: &Analysis,
         sink: &mut S,
     ) {
-        let Some(group) = self.groups.get(&gid) else { return };
-        let header = EventHeader { kind, at, merged_into };
-        let event = render_event(&header, group, &self.alerts, analysis, &self.topology, &self.settings);
+        let Some(group) = self.groups.get(&gid) else {
+            return;
+        };
+        let header = EventHeader {
+            kind,
+            at,
+            merged_into,
+        };
+        let event = render_event(
+            &header,
+            group,
+            &self.alerts,
+            analysis,
+            &self.topology,
+            &self.settings,
+        );
         if let Some(event) = event {
             sink.incident(event);
         }

@@ -20,9 +20,7 @@ mod state;
 mod stats;
 
 pub use engine::{CollectingSink, Correlator, DroppedAlert, EventSink, incident_id};
-pub use settings::{
-    DeclarePolicy, FlapPolicy, Grouping, Level, Limits, SeverityPolicy, Settings,
-};
+pub use settings::{DeclarePolicy, FlapPolicy, Grouping, Level, Limits, Settings, SeverityPolicy};
 pub use snapshot::{RestoreError, SNAPSHOT_FORMAT, Snapshot};
 pub use state::{GroupId, JoinReason, ServiceRef};
 pub use stats::Stats;

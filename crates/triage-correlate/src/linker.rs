@@ -69,7 +69,10 @@ struct KeyIndex<K> {
 
 impl<K> Default for KeyIndex<K> {
     fn default() -> Self {
-        KeyIndex { by_key: FxHashMap::default(), keys_of: FxHashMap::default() }
+        KeyIndex {
+            by_key: FxHashMap::default(),
+            keys_of: FxHashMap::default(),
+        }
     }
 }
 
@@ -78,20 +81,39 @@ impl<K: Copy + Eq + std::hash::Hash> KeyIndex<K> {
         self.by_key.get(key).map_or(&[], Vec::as_slice)
     }
 
+    /// Records that `alert` brought `key` into `group`. Each (key, group)
+    /// keeps its latest member by (time, fingerprint), so the rule does not
+    /// depend on the order members are replayed in after a restore.
     fn add(&mut self, key: K, group: GroupId, alert: &AlertView<'_>) {
         let entries = self.by_key.entry(key).or_default();
-        if entries.iter().all(|e| e.0 != group) {
-            entries.push((group, alert.fingerprint, alert.at));
-            self.keys_of.entry(group).or_default().push(key);
+        match entries.iter_mut().find(|e| e.0 == group) {
+            Some(e) => {
+                if (alert.at, alert.fingerprint) > (e.2, e.1) {
+                    *e = (group, alert.fingerprint, alert.at);
+                }
+            }
+            None => {
+                entries.push((group, alert.fingerprint, alert.at));
+                self.keys_of.entry(group).or_default().push(key);
+            }
         }
     }
 
     fn merge(&mut self, into: GroupId, from: GroupId) {
-        let Some(keys) = self.keys_of.remove(&from) else { return };
+        let Some(keys) = self.keys_of.remove(&from) else {
+            return;
+        };
         for key in keys {
-            let Some(entries) = self.by_key.get_mut(&key) else { continue };
-            let has_into = entries.iter().any(|e| e.0 == into);
-            if has_into {
+            let Some(entries) = self.by_key.get_mut(&key) else {
+                continue;
+            };
+            let absorbed = entries.iter().find(|e| e.0 == from).copied();
+            let kept = entries.iter().position(|e| e.0 == into);
+            if let (Some(kept), Some(absorbed)) = (kept, absorbed) {
+                let e = &mut entries[kept];
+                if (absorbed.2, absorbed.1) > (e.2, e.1) {
+                    *e = (into, absorbed.1, absorbed.2);
+                }
                 entries.retain(|e| e.0 != from);
             } else {
                 for e in entries.iter_mut().filter(|e| e.0 == from) {
@@ -115,24 +137,36 @@ impl<K: Copy + Eq + std::hash::Hash> KeyIndex<K> {
 }
 
 /// Links alerts whose services are within `max_hops` along dependency
-/// edges.
+/// edges and whose latest alerts on those services are within the window.
 pub struct TopologyLinker {
     topology: Arc<Topology>,
+    window_nanos: i64,
     index: KeyIndex<ServiceId>,
 }
 
 impl TopologyLinker {
-    /// A linker over `topology`.
-    pub fn new(topology: Arc<Topology>) -> Self {
-        TopologyLinker { topology, index: KeyIndex::default() }
+    /// A linker over `topology` that links alerts at most `window` apart.
+    pub fn new(topology: Arc<Topology>, window: std::time::Duration) -> Self {
+        let window_nanos = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
+        TopologyLinker {
+            topology,
+            window_nanos,
+            index: KeyIndex::default(),
+        }
     }
 }
 
 impl Linker for TopologyLinker {
     fn propose(&self, alert: &AlertView<'_>, out: &mut Vec<Link>) {
-        let ServiceRef::Known(service) = alert.service else { return };
+        let ServiceRef::Known(service) = alert.service else {
+            return;
+        };
         for &(near, hops) in self.topology.neighbourhood(*service) {
             for &(group, via, at) in self.index.get(&near) {
+                let gap = alert.at.unix_nanos().saturating_sub(at.unix_nanos());
+                if gap > self.window_nanos {
+                    continue;
+                }
                 out.push(Link {
                     group,
                     rank: u32::from(hops),
@@ -140,7 +174,7 @@ impl Linker for TopologyLinker {
                         via,
                         via_service: near,
                         hops,
-                        gap_nanos: alert.at.unix_nanos().saturating_sub(at.unix_nanos()),
+                        gap_nanos: gap,
                     },
                 });
             }

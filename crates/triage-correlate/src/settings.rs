@@ -94,7 +94,11 @@ impl SeverityPolicy {
     pub fn weight(&self, tier: u8, user_facing: bool) -> u64 {
         let index = usize::from(tier.max(1) - 1).min(self.tier_weights.len().saturating_sub(1));
         let base = self.tier_weights.get(index).copied().unwrap_or(1);
-        if user_facing { base * self.user_facing_multiplier } else { base }
+        if user_facing {
+            base * self.user_facing_multiplier
+        } else {
+            base
+        }
     }
 
     /// Weight of an alerting service that is not in the catalog: the least
@@ -136,7 +140,9 @@ pub struct Limits {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            service_labels: ["service", "app", "job", "container"].map(String::from).to_vec(),
+            service_labels: ["service", "app", "job", "container"]
+                .map(String::from)
+                .to_vec(),
             grouping: Grouping {
                 window: Duration::from_secs(5 * 60),
                 max_group_lifetime: Duration::from_secs(2 * 3600),
@@ -156,12 +162,24 @@ impl Default for Settings {
                 tier_weights: vec![10, 3, 1],
                 user_facing_multiplier: 2,
                 levels: [
-                    Level { min_blast_score: 40, min_alert_severity: AlertSeverity::Critical },
-                    Level { min_blast_score: 15, min_alert_severity: AlertSeverity::Error },
-                    Level { min_blast_score: 5, min_alert_severity: AlertSeverity::Info },
+                    Level {
+                        min_blast_score: 40,
+                        min_alert_severity: AlertSeverity::Critical,
+                    },
+                    Level {
+                        min_blast_score: 15,
+                        min_alert_severity: AlertSeverity::Error,
+                    },
+                    Level {
+                        min_blast_score: 5,
+                        min_alert_severity: AlertSeverity::Info,
+                    },
                 ],
             },
-            flap: FlapPolicy { period: Duration::from_secs(10 * 60), max_transitions: 4 },
+            flap: FlapPolicy {
+                period: Duration::from_secs(10 * 60),
+                max_transitions: 4,
+            },
             quiet_period: Duration::from_secs(5 * 60),
             update_interval: Duration::from_secs(30),
             limits: Limits {

@@ -219,7 +219,13 @@ pub struct Timers {
 
 impl Timers {
     /// Moves the timer held in `slot` to `at` (or schedules it).
-    pub fn schedule(&mut self, slot: &mut Option<Timestamp>, at: Timestamp, kind: TimerKind, id: u64) {
+    pub fn schedule(
+        &mut self,
+        slot: &mut Option<Timestamp>,
+        at: Timestamp,
+        kind: TimerKind,
+        id: u64,
+    ) {
         if let Some(old) = slot.replace(at) {
             self.set.remove(&Timer { at: old, kind, id });
         }

@@ -182,6 +182,9 @@ mod tests {
         assert!(Priority::P1.is_above(Priority::P2));
         assert!(!Priority::P4.is_above(Priority::P3));
         assert_eq!(Priority::P3.to_string(), "P3");
-        assert_eq!(serde_json::to_string(&Priority::P2).ok().as_deref(), Some("\"P2\""));
+        assert_eq!(
+            serde_json::to_string(&Priority::P2).ok().as_deref(),
+            Some("\"P2\"")
+        );
     }
 }

@@ -313,12 +313,16 @@ impl DurationSpec {
             let rank = UNITS
                 .iter()
                 .position(|(name, _)| *name == unit)
-                .ok_or_else(|| format!("{text:?}: unknown unit {unit:?} (use ms, s, m, h, d, w)"))?;
+                .ok_or_else(|| {
+                    format!("{text:?}: unknown unit {unit:?} (use ms, s, m, h, d, w)")
+                })?;
             if last_rank != usize::MAX && rank <= last_rank {
                 return Err(format!("{text:?}: units must go from largest to smallest"));
             }
             last_rank = rank;
-            let value: u64 = number.parse().map_err(|_| format!("{text:?}: number too large"))?;
+            let value: u64 = number
+                .parse()
+                .map_err(|_| format!("{text:?}: number too large"))?;
             total_ms = value
                 .checked_mul(UNITS[rank].1)
                 .and_then(|ms| total_ms.checked_add(ms))
@@ -331,6 +335,13 @@ impl DurationSpec {
     /// The duration itself.
     pub fn get(self) -> Duration {
         self.0
+    }
+}
+
+impl std::str::FromStr for DurationSpec {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        DurationSpec::parse(text)
     }
 }
 
@@ -382,16 +393,28 @@ mod tests {
         assert_eq!(ts("2024-05-01T12:00:00Z"), ts("2024-05-01T14:00:00+02:00"));
         assert_eq!(ts("2024-05-01T12:00:00Z"), ts("2024-05-01T07:30:00-04:30"));
         assert_eq!(ts("1970-01-01T00:00:00Z").unix_nanos(), 0);
-        assert_eq!(ts("2000-03-01T00:00:00Z").unix_nanos() / NANOS_PER_SEC, 951_868_800);
+        assert_eq!(
+            ts("2000-03-01T00:00:00Z").unix_nanos() / NANOS_PER_SEC,
+            951_868_800
+        );
     }
 
     #[test]
     fn keeps_nanoseconds_and_prints_them_back_trimmed() {
         let t = ts("2024-02-29T23:59:59.123456789Z");
         assert_eq!(t.to_string(), "2024-02-29T23:59:59.123456789Z");
-        assert_eq!(ts("2024-01-01T00:00:00.500Z").to_string(), "2024-01-01T00:00:00.5Z");
-        assert_eq!(ts("2024-01-01T00:00:00.000Z").to_string(), "2024-01-01T00:00:00Z");
-        assert_eq!(ts("2024-01-01T00:00:00.1234567891Z").to_string(), "2024-01-01T00:00:00.123456789Z");
+        assert_eq!(
+            ts("2024-01-01T00:00:00.500Z").to_string(),
+            "2024-01-01T00:00:00.5Z"
+        );
+        assert_eq!(
+            ts("2024-01-01T00:00:00.000Z").to_string(),
+            "2024-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            ts("2024-01-01T00:00:00.1234567891Z").to_string(),
+            "2024-01-01T00:00:00.123456789Z"
+        );
     }
 
     #[test]
@@ -401,14 +424,36 @@ mod tests {
 
     #[test]
     fn rejects_malformed_and_out_of_range_text() {
-        for bad in ["", "2024-05-01", "2024-05-01T12:00:00", "2024-05-01T12:00:00+0200",
-            "2024-05-01X12:00:00Z", "2024-05-01T12:00:00.Z", "2024-05-01T12:00:00Zjunk"] {
-            assert_eq!(Timestamp::parse_rfc3339(bad), Err(TimeError::Syntax), "{bad}");
+        for bad in [
+            "",
+            "2024-05-01",
+            "2024-05-01T12:00:00",
+            "2024-05-01T12:00:00+0200",
+            "2024-05-01X12:00:00Z",
+            "2024-05-01T12:00:00.Z",
+            "2024-05-01T12:00:00Zjunk",
+        ] {
+            assert_eq!(
+                Timestamp::parse_rfc3339(bad),
+                Err(TimeError::Syntax),
+                "{bad}"
+            );
         }
-        for bad in ["2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2024-01-01T24:00:00Z"] {
-            assert_eq!(Timestamp::parse_rfc3339(bad), Err(TimeError::FieldRange), "{bad}");
+        for bad in [
+            "2024-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+        ] {
+            assert_eq!(
+                Timestamp::parse_rfc3339(bad),
+                Err(TimeError::FieldRange),
+                "{bad}"
+            );
         }
-        assert_eq!(Timestamp::parse_rfc3339("9999-01-01T00:00:00Z"), Err(TimeError::OutOfRange));
+        assert_eq!(
+            Timestamp::parse_rfc3339("9999-01-01T00:00:00Z"),
+            Err(TimeError::OutOfRange)
+        );
     }
 
     #[test]
@@ -421,13 +466,23 @@ mod tests {
 
     #[test]
     fn durations_parse_in_prometheus_form_and_print_back() {
-        let cases = [("30s", 30_000), ("5m", 300_000), ("1h30m", 5_400_000), ("500ms", 500),
-            ("1d", 86_400_000), ("2w", 1_209_600_000), ("0", 0)];
+        let cases = [
+            ("30s", 30_000),
+            ("5m", 300_000),
+            ("1h30m", 5_400_000),
+            ("500ms", 500),
+            ("1d", 86_400_000),
+            ("2w", 1_209_600_000),
+            ("0", 0),
+        ];
         for (text, ms) in cases {
             let d = DurationSpec::parse(text).unwrap_or_default();
             assert_eq!(d.0, Duration::from_millis(ms), "{text}");
         }
-        assert_eq!(DurationSpec(Duration::from_millis(5_400_500)).to_string(), "1h30m500ms");
+        assert_eq!(
+            DurationSpec(Duration::from_millis(5_400_500)).to_string(),
+            "1h30m500ms"
+        );
         for bad in ["", "5", "5x", "m5", "30m1h", "1h1h", "-5m"] {
             assert!(DurationSpec::parse(bad).is_err(), "{bad}");
         }

@@ -286,7 +286,12 @@ impl Topology {
             services: self.services.len(),
             edges: self.graph.edge_count(),
             cycles: self.cycles.len(),
-            largest_neighbourhood: self.neighbourhoods.iter().map(|n| n.len()).max().unwrap_or(0),
+            largest_neighbourhood: self
+                .neighbourhoods
+                .iter()
+                .map(|n| n.len())
+                .max()
+                .unwrap_or(0),
         }
     }
 
@@ -333,8 +338,10 @@ fn find_cycles(graph: &DiGraph<(), ()>) -> Vec<Vec<ServiceId>> {
         .into_iter()
         .filter(|component| component.len() > 1)
         .map(|component| {
-            let mut ids: Vec<ServiceId> =
-                component.into_iter().map(|n| ServiceId(n.index() as u32)).collect();
+            let mut ids: Vec<ServiceId> = component
+                .into_iter()
+                .map(|n| ServiceId(n.index() as u32))
+                .collect();
             ids.sort_unstable();
             ids
         })
@@ -392,7 +399,12 @@ mod tests {
         // shares redis with cart but is not related through it.
         assert_eq!(
             around,
-            [("web".into(), 2), ("checkout".into(), 1), ("cart".into(), 0), ("redis".into(), 1)]
+            [
+                ("web".into(), 2),
+                ("checkout".into(), 1),
+                ("cart".into(), 0),
+                ("redis".into(), 1)
+            ]
         );
     }
 
@@ -400,15 +412,23 @@ mod tests {
     fn transitive_dependents_give_the_blast_radius_of_a_fault() {
         let t = shop();
         let hit = t.transitive_dependents(&[id(&t, "payments-db")]);
-        assert_eq!(names(&t, &hit), ["web", "checkout", "payment", "payments-db"]);
+        assert_eq!(
+            names(&t, &hit),
+            ["web", "checkout", "payment", "payments-db"]
+        );
         let deps = t.transitive_dependencies(&[id(&t, "checkout")]);
-        assert_eq!(names(&t, &deps), ["checkout", "payment", "cart", "payments-db", "redis"]);
+        assert_eq!(
+            names(&t, &deps),
+            ["checkout", "payment", "cart", "payments-db", "redis"]
+        );
     }
 
     #[test]
     fn paths_explain_links_in_either_direction() {
         let t = shop();
-        let down = t.path(id(&t, "checkout"), id(&t, "payments-db")).unwrap_or_default();
+        let down = t
+            .path(id(&t, "checkout"), id(&t, "payments-db"))
+            .unwrap_or_default();
         assert_eq!(names(&t, &down), ["checkout", "payment", "payments-db"]);
         let up = t.path(id(&t, "redis"), id(&t, "cart")).unwrap_or_default();
         assert_eq!(names(&t, &up), ["redis", "cart"]);
@@ -424,7 +444,10 @@ mod tests {
             spec("", &[]),
         ];
         let errors = Topology::build(&specs, 2).err().unwrap_or_default();
-        let paths: Vec<String> = errors.iter().map(|e| format!("{}: {e}", e.path())).collect();
+        let paths: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {e}", e.path()))
+            .collect();
         assert_eq!(
             paths,
             [
@@ -438,7 +461,12 @@ mod tests {
 
     #[test]
     fn cycles_are_allowed_and_listed() {
-        let specs = [spec("a", &["b"]), spec("b", &["c"]), spec("c", &["a"]), spec("d", &["a"])];
+        let specs = [
+            spec("a", &["b"]),
+            spec("b", &["c"]),
+            spec("c", &["a"]),
+            spec("d", &["a"]),
+        ];
         let t = Topology::build(&specs, 2).ok();
         let cycles = t.as_ref().map(|t| t.cycles().to_vec()).unwrap_or_default();
         assert_eq!(cycles, vec![vec![ServiceId(0), ServiceId(1), ServiceId(2)]]);

@@ -1,1 +1,306 @@
-fn main() {}
+//! The `triage` binary: argument parsing, exit codes, and the glue to the
+//! subcommands in the library.
+//!
+//! Exit codes: 0 success; 1 a runtime failure (I/O); 2 bad usage or an
+//! invalid configuration; 3 input rejected under `--strict`.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use triage::replay::{ReplayError, ReplayOptions, replay, summary_text};
+use triage_config::Config;
+use triage_model::DurationSpec;
+use triage_sim::StormSpec;
+
+const EXIT_FAILURE: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+const EXIT_REJECTED: u8 = 3;
+
+/// Alert correlation and triage: turns Prometheus/Alertmanager alert storms
+/// into a few declared incidents with priority, blast radius, root-cause
+/// candidates and owners.
+#[derive(Parser)]
+#[command(name = "triage", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Correlate alerts from a file or stdin; incident events go to stdout
+    /// as JSON lines, a summary to stderr.
+    Replay(ReplayArgs),
+    /// Validate a configuration file and describe its catalog.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// Explain incidents: why declared, why this priority, root causes, and
+    /// why each alert is a member.
+    Explain(ExplainArgs),
+    /// Generate a seeded alert storm over the configured catalog.
+    Sim(SimArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The configuration file (catalog and settings).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Alerts as JSON lines: webhook payloads, API v2 arrays or single
+    /// alerts. `-` or nothing reads stdin.
+    input: Option<PathBuf>,
+    /// Stop at the first rejected line or alert (exit code 3).
+    #[arg(long)]
+    strict: bool,
+    /// At the end, let time run out: resolve what has gone quiet and close
+    /// undeclared groups, as a live engine eventually would.
+    #[arg(long)]
+    drain: bool,
+    /// Partition number incident ids derive from.
+    #[arg(long, default_value_t = 0)]
+    partition: u32,
+    /// Keep rejected records, with line, reason and the record, as JSON
+    /// lines in this file.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// Format of the summary on stderr.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    summary: SummaryFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SummaryFormat {
+    Text,
+    Json,
+    None,
+}
+
+#[derive(clap::Args)]
+struct ExplainArgs {
+    /// Incident events (the output of `replay`), or alerts with `--config`.
+    /// `-` or nothing reads stdin.
+    input: Option<PathBuf>,
+    /// Only this incident.
+    #[arg(long)]
+    incident: Option<String>,
+    /// Treat the input as alerts: replay them with this configuration
+    /// first, then explain the incidents found.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// The configuration whose catalog the storm runs over.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Seed; the same seed gives the same storm.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How long the storm lasts (Prometheus duration).
+    #[arg(long, default_value = "3h")]
+    duration: DurationSpec,
+    /// Independent faults.
+    #[arg(long, default_value_t = 6)]
+    faults: u32,
+    /// Background noise alerts per hour.
+    #[arg(long, default_value_t = 30)]
+    noise_per_hour: u32,
+    /// Where to write the storm (stdout when absent).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Where to write the ground truth (JSON lines).
+    #[arg(long)]
+    truth: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => run_replay(args),
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Explain(args) => run_explain(args),
+        Command::Sim(args) => run_sim(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "triage: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    triage_config::load(path).map_err(|errors| {
+        let _ = write!(io::stderr(), "triage: {}: {errors}", path.display());
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn open_input(path: Option<&Path>) -> anyhow::Result<Box<dyn Read>> {
+    Ok(match path {
+        None => Box::new(io::stdin().lock()),
+        Some(p) if p == Path::new("-") => Box::new(io::stdin().lock()),
+        Some(p) => Box::new(File::open(p).with_context(|| format!("cannot open {}", p.display()))?),
+    })
+}
+
+fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let input = BufReader::with_capacity(1 << 16, open_input(args.input.as_deref())?);
+    let mut rejects_file = match &args.rejects {
+        Some(p) => Some(io::BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let options = ReplayOptions {
+        strict: args.strict,
+        drain: args.drain,
+        partition: args.partition,
+    };
+    let rejects = rejects_file.as_mut().map(|w| w as &mut dyn Write);
+    let mut stderr = io::stderr().lock();
+    let outcome = replay(
+        &config,
+        input,
+        io::stdout().lock(),
+        rejects,
+        &mut stderr,
+        options,
+    );
+    if let Some(mut w) = rejects_file {
+        w.flush().context("cannot write the rejects file")?;
+    }
+    match outcome {
+        Ok(report) => {
+            match args.summary {
+                SummaryFormat::Text => write!(stderr, "{}", summary_text(&report))?,
+                SummaryFormat::Json => writeln!(stderr, "{}", serde_json::to_string(&report)?)?,
+                SummaryFormat::None => {}
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ReplayError::Rejected { line, error }) => {
+            writeln!(stderr, "triage: --strict: line {line} rejected: {error}")?;
+            Ok(ExitCode::from(EXIT_REJECTED))
+        }
+        Err(ReplayError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(ReplayError::Io(e)) => Err(e.into()),
+    }
+}
+
+fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let stats = config.topology.stats();
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "{}: valid; {} services, {} dependencies, {} cycles, largest {}-hop neighbourhood {}",
+        path.display(),
+        stats.services,
+        stats.edges,
+        stats.cycles,
+        config.settings.grouping.max_hops,
+        stats.largest_neighbourhood
+    )?;
+    for warning in &config.warnings {
+        writeln!(out, "warning: {warning}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let input = BufReader::new(open_input(args.input.as_deref())?);
+    let (events, problems) = match &args.config {
+        Some(config_path) => {
+            let config = match load_config(config_path) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let mut events = Vec::new();
+            let options = ReplayOptions::default();
+            replay(&config, input, &mut events, None, &mut io::sink(), options)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            triage::explain::last_events(events.as_slice())?
+        }
+        None => triage::explain::last_events(input)?,
+    };
+    let mut err = io::stderr().lock();
+    for problem in problems.iter().take(5) {
+        writeln!(err, "triage explain: {problem}")?;
+    }
+    let mut out = io::stdout().lock();
+    let mut shown = 0;
+    for event in &events {
+        if args
+            .incident
+            .as_ref()
+            .is_none_or(|id| *id == event.incident_id)
+        {
+            writeln!(out, "{}", triage::explain::render(event))?;
+            shown += 1;
+        }
+    }
+    if shown == 0 {
+        let what = args
+            .incident
+            .map_or("no incidents in the input".to_owned(), |id| {
+                format!("incident {id} is not in the input")
+            });
+        writeln!(err, "triage explain: {what}")?;
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let spec = StormSpec {
+        seed: args.seed,
+        duration: args.duration.get().max(Duration::from_secs(60)),
+        faults: args.faults,
+        noise_per_hour: args.noise_per_hour,
+        ..StormSpec::default()
+    };
+    let storm = triage::sim::storm(&config, &spec);
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(p) => Box::new(io::BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(io::BufWriter::new(io::stdout().lock())),
+    };
+    let mut truth = match &args.truth {
+        Some(p) => Some(io::BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
+    };
+    triage::sim::write(
+        &storm,
+        &mut out,
+        truth.as_mut().map(|w| w as &mut dyn Write),
+    )?;
+    out.flush()?;
+    if let Some(mut t) = truth {
+        t.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
