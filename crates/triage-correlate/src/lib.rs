@@ -18,6 +18,8 @@ pub mod settings;
 mod snapshot;
 mod state;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 pub use engine::{CollectingSink, Correlator, DroppedAlert, EventSink, incident_id};
 pub use settings::{DeclarePolicy, FlapPolicy, Grouping, Level, Limits, Settings, SeverityPolicy};

@@ -1,0 +1,338 @@
+//! Behaviour of the correlator on small, hand-written streams: each test
+//! pins one rule of the model in `docs/correlation.md`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use triage_formats::fingerprint_of;
+use triage_model::{AlertRecord, AlertStatus, EventKind, IncidentEvent, Labels, Priority, Timestamp};
+use triage_topology::{ServiceSpec, Topology};
+
+use crate::{CollectingSink, Correlator, Settings};
+
+const T0: i64 = 1_767_261_600;
+
+fn shop() -> Arc<Topology> {
+    let spec = |name: &str, deps: &[&str], tier: u8, user_facing: bool| ServiceSpec {
+        name: name.into(),
+        depends_on: deps.iter().map(|d| (*d).into()).collect(),
+        tier,
+        user_facing,
+        owner: Some(format!("team-{name}")),
+        ..ServiceSpec::default()
+    };
+    let specs = [
+        spec("web", &["checkout", "search"], 1, true),
+        spec("checkout", &["payment", "cart"], 1, false),
+        spec("payment", &["payments-db"], 1, false),
+        spec("cart", &["redis"], 2, false),
+        spec("search", &["search-index"], 2, false),
+        spec("payments-db", &[], 1, false),
+        spec("redis", &[], 2, false),
+        spec("search-index", &[], 3, false),
+    ];
+    Arc::new(Topology::build(&specs, 2).unwrap_or_else(|e| panic!("{e:?}")))
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_unix_secs(T0 + secs)
+}
+
+/// An alert on `service` named `name`; `instance` tells copies apart.
+fn alert(name: &str, service: &str, severity: &str, instance: &str) -> Labels<'static> {
+    let mut pairs = vec![
+        ("alertname".into(), name.to_owned().into()),
+        ("severity".into(), severity.to_owned().into()),
+        ("instance".into(), instance.to_owned().into()),
+        ("cluster".into(), "eu-1".into()),
+    ];
+    if !service.is_empty() {
+        pairs.push(("service".into(), service.to_owned().into()));
+    }
+    Labels::from_pairs(pairs)
+}
+
+fn firing(labels: &Labels<'static>, start: i64) -> AlertRecord<'static> {
+    AlertRecord {
+        fingerprint: fingerprint_of(labels),
+        status: AlertStatus::Firing,
+        starts_at: at(start),
+        ends_at: None,
+        labels: labels.clone(),
+        runbook_url: None,
+        summary: None,
+    }
+}
+
+fn resolved(labels: &Labels<'static>, start: i64, end: i64) -> AlertRecord<'static> {
+    AlertRecord { status: AlertStatus::Resolved, ends_at: Some(at(end)), ..firing(labels, start) }
+}
+
+struct Harness {
+    engine: Correlator,
+    sink: CollectingSink,
+}
+
+impl Harness {
+    fn new(settings: Settings) -> Self {
+        Harness { engine: Correlator::new(Arc::new(settings), shop(), 0), sink: CollectingSink::default() }
+    }
+
+    fn feed(&mut self, records: &[AlertRecord<'static>]) -> &mut Self {
+        for (i, r) in records.iter().enumerate() {
+            self.engine.ingest(r, i as u64, &mut self.sink);
+        }
+        self
+    }
+
+    fn finish(&mut self) -> &[IncidentEvent] {
+        self.engine.finish(&mut self.sink);
+        &self.sink.events
+    }
+
+    fn drain(&mut self) -> &[IncidentEvent] {
+        self.engine.drain(&mut self.sink);
+        &self.sink.events
+    }
+}
+
+fn last_of<'a>(events: &'a [IncidentEvent], id: &str) -> Option<&'a IncidentEvent> {
+    events.iter().rev().find(|e| e.incident_id == id)
+}
+
+fn incident_ids(events: &[IncidentEvent]) -> Vec<String> {
+    let mut ids: Vec<String> = events.iter().map(|e| e.incident_id.clone()).collect();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn re_notifications_of_a_firing_alert_are_deduplicated() {
+    let db = alert("PostgresDown", "payments-db", "warning", "a");
+    let mut h = Harness::new(Settings::default());
+    h.feed(&[firing(&db, 0), firing(&db, 0), firing(&db, 0)]).finish();
+    let stats = h.engine.stats();
+    assert_eq!((stats.unique_alerts, stats.duplicates, stats.groups_opened), (1, 2, 1));
+}
+
+#[test]
+fn a_fault_and_its_symptoms_become_one_incident_with_the_cause_ranked_first() {
+    let db = alert("PostgresDown", "payments-db", "critical", "a");
+    let pay = alert("HighErrorRate", "payment", "error", "a");
+    let co = alert("HighErrorRate", "checkout", "error", "a");
+    let web = alert("SLOBurn", "web", "error", "a");
+    let mut h = Harness::new(Settings::default());
+    let events = h.feed(&[firing(&db, 0), firing(&pay, 20), firing(&co, 45), firing(&web, 60)]).finish();
+    assert_eq!(incident_ids(events).len(), 1, "{events:#?}");
+    assert_eq!(events[0].event, EventKind::Declared);
+    let last = &events[events.len() - 1];
+    assert_eq!(last.alert_count, 4);
+    assert_eq!(last.root_cause[0].service, "payments-db");
+    assert_eq!(last.root_cause.len(), 1, "symptoms depend on an alerting service");
+    assert_eq!(last.blast_radius.user_facing, ["web"]);
+    assert_eq!(last.title, "web degraded: 4 alerts on 4 services, likely cause payments-db");
+    assert_eq!(last.owners[0], "team-payments-db");
+    let reason = &last.alerts.iter().find(|a| a.alertname == "HighErrorRate"
+        && a.service.as_deref() == Some("payment")).map(|a| a.reason.clone()).unwrap_or_default();
+    assert!(reason.starts_with("payment -> payments-db: 1 hop from payments-db alert"), "{reason}");
+}
+
+#[test]
+fn unrelated_services_stay_apart_even_when_they_share_nothing_but_time() {
+    let db = alert("PostgresDown", "payments-db", "warning", "a");
+    let idx = alert("IndexLag", "search-index", "warning", "a");
+    let mut h = Harness::new(Settings::default());
+    h.feed(&[firing(&db, 0), firing(&idx, 5)]).finish();
+    assert_eq!(h.engine.stats().groups_opened, 2);
+    assert!(h.sink.events.is_empty(), "two single warnings declare nothing");
+}
+
+#[test]
+fn siblings_of_a_shared_dependency_are_not_linked_through_it() {
+    // cart and search both depend on nothing in common except through web;
+    // cart -> redis and search -> search-index: web is 1 hop up from both,
+    // but cart and search are only related via web, which is not alerting.
+    let cart = alert("HighLatency", "cart", "warning", "a");
+    let search = alert("HighLatency", "search", "warning", "a");
+    let mut h = Harness::new(Settings::default());
+    h.feed(&[firing(&cart, 0), firing(&search, 5)]).finish();
+    assert_eq!(h.engine.stats().groups_opened, 2);
+}
+
+#[test]
+fn alerts_without_a_catalog_service_group_by_the_label_rule() {
+    let mut h = Harness::new(Settings::default());
+    let nodes: Vec<_> = (0..6).map(|i| alert("NodeClockSkew", "", "warning", &format!("n{i}"))).collect();
+    let records: Vec<_> = nodes.iter().enumerate().map(|(i, l)| firing(l, i as i64 * 10)).collect();
+    let events = h.feed(&records).finish();
+    assert_eq!(incident_ids(events).len(), 1);
+    let last = &events[events.len() - 1];
+    assert_eq!(last.alert_count, 6);
+    assert!(last.title.starts_with("NodeClockSkew (no service label) degraded: 6 alerts"), "{}", last.title);
+    assert!(last.alerts[1].reason.contains("same alertname=\"NodeClockSkew\", cluster=\"eu-1\""));
+    assert_eq!(last.declared_reason, "5 alerts (min_alerts 5)");
+}
+
+#[test]
+fn an_alert_that_links_two_incidents_merges_them_into_the_older() {
+    let mut settings = Settings::default();
+    settings.declare.min_alerts = 2;
+    let db: Vec<_> = (0..2).map(|i| alert("PostgresDown", "payments-db", "warning", &format!("{i}"))).collect();
+    let redis: Vec<_> = (0..2).map(|i| alert("RedisDown", "redis", "warning", &format!("{i}"))).collect();
+    let co = alert("HighErrorRate", "checkout", "error", "a");
+    let mut h = Harness::new(settings);
+    let events = h
+        .feed(&[firing(&db[0], 0), firing(&db[1], 1), firing(&redis[0], 2), firing(&redis[1], 3)])
+        .feed(&[firing(&co, 60)])
+        .finish();
+    let ids = incident_ids(events);
+    let merged = events.iter().find(|e| e.merged_into.is_some()).cloned();
+    let merged = merged.unwrap_or_else(|| panic!("no merge in {events:#?}"));
+    assert_eq!(merged.event, EventKind::Resolved);
+    assert_eq!(merged.merged_into.as_deref(), Some(ids[0].as_str()));
+    let survivor = last_of(events, &ids[0]).cloned().unwrap_or_else(|| panic!("no survivor"));
+    assert_eq!(survivor.alert_count, 5);
+    assert_eq!(h.engine.stats().distinct_incidents(), 1);
+}
+
+#[test]
+fn severity_escalates_at_once_and_never_drops() {
+    let mut settings = Settings::default();
+    settings.declare.min_alerts = 2;
+    let idx: Vec<_> = (0..2).map(|i| alert("IndexLag", "search-index", "warning", &format!("{i}"))).collect();
+    let web = alert("SLOBurn", "web", "critical", "a");
+    let mut h = Harness::new(settings);
+    h.feed(&[firing(&idx[0], 0), firing(&idx[1], 1)]);
+    h.engine.advance_to(at(100), &mut h.sink);
+    let declared = h.sink.events[0].severity;
+    h.feed(&[firing(&web, 100)]);
+    h.engine.advance_to(at(140), &mut h.sink);
+    let escalation = h.sink.events.iter().find(|e| e.severity.is_above(declared)).cloned();
+    let escalation = escalation.unwrap_or_else(|| panic!("no escalation: {:#?}", h.sink.events));
+    assert_eq!(escalation.event, EventKind::Updated);
+    assert_eq!(escalation.at, at(100), "sent when the critical alert was placed, not coalesced");
+    assert_eq!(escalation.severity, Priority::P2);
+    let events = h.feed(&[resolved(&web, 100, 150)]).drain().to_vec();
+    assert!(events.iter().skip_while(|e| e.severity != Priority::P2).all(|e| e.severity == Priority::P2));
+}
+
+#[test]
+fn an_incident_resolves_after_its_alerts_stay_quiet_for_the_quiet_period() {
+    let mut settings = Settings::default();
+    settings.declare.min_alerts = 2;
+    let a = alert("PostgresDown", "payments-db", "warning", "a");
+    let b = alert("PostgresDown", "payments-db", "warning", "b");
+    let mut h = Harness::new(settings);
+    h.feed(&[firing(&a, 0), firing(&b, 1), resolved(&a, 0, 100), resolved(&b, 1, 120)]);
+    h.engine.advance_to(at(120 + 300 + 30), &mut h.sink);
+    assert!(h.sink.events.iter().all(|e| e.event != EventKind::Resolved), "quiet period not over");
+    h.engine.advance_to(at(120 + 300 + 31), &mut h.sink);
+    let last = h.sink.events.last().cloned();
+    assert_eq!(last.as_ref().map(|e| e.event), Some(EventKind::Resolved));
+    assert_eq!(last.and_then(|e| e.resolved_at), Some(at(420)));
+    assert_eq!(h.engine.active_alerts(), 0, "resolved incidents free their alerts");
+}
+
+#[test]
+fn a_refire_inside_the_quiet_period_keeps_the_incident_open() {
+    let mut settings = Settings::default();
+    settings.declare.min_alerts = 1;
+    let a = alert("PostgresDown", "payments-db", "warning", "a");
+    let mut h = Harness::new(settings);
+    let events = h.feed(&[firing(&a, 0), resolved(&a, 0, 60), firing(&a, 200)]).drain();
+    assert!(events.iter().all(|e| e.event != EventKind::Resolved));
+    assert_eq!(h.engine.stats().refired, 1);
+    assert_eq!(h.engine.stats().groups_opened, 1);
+}
+
+#[test]
+fn a_flapping_alert_is_kept_firing_in_one_group_until_it_settles() {
+    let mut settings = Settings::default();
+    settings.declare.min_alerts = 1;
+    let a = alert("ProbeFailing", "cart", "warning", "a");
+    let mut records = Vec::new();
+    for cycle in 0..4 {
+        let start = cycle * 120;
+        records.push(firing(&a, start));
+        records.push(resolved(&a, start, start + 60));
+    }
+    let mut h = Harness::new(settings);
+    h.feed(&records);
+    h.engine.advance_to(at(600), &mut h.sink);
+    assert_eq!(h.engine.stats().flapping, 1);
+    assert_eq!(h.engine.stats().groups_opened, 1);
+    let last = h.sink.events.last().cloned().unwrap_or_else(|| panic!("declared"));
+    assert!(last.alerts[0].flapping);
+    assert_eq!(last.alerts[0].status, AlertStatus::Firing, "damped while flapping");
+    // Stable (resolved) for a full period: it resolves, then the incident.
+    let events = h.drain();
+    assert_eq!(events.last().map(|e| e.event), Some(EventKind::Resolved));
+}
+
+#[test]
+fn a_group_stops_growing_at_its_lifetime_so_late_alerts_open_a_new_one() {
+    let mut settings = Settings::default();
+    settings.grouping.max_group_lifetime = Duration::from_secs(1800);
+    let labels: Vec<_> = (0..12).map(|i| alert("HighLatency", "payment", "warning", &format!("{i}"))).collect();
+    let records: Vec<_> = labels.iter().enumerate().map(|(i, l)| firing(l, i as i64 * 240)).collect();
+    let mut h = Harness::new(settings);
+    h.feed(&records).finish();
+    // 12 alerts 4 minutes apart: the window (5m) would chain them all; the
+    // 30m lifetime splits them.
+    assert_eq!(h.engine.stats().groups_opened, 2);
+}
+
+#[test]
+fn alerts_beyond_capacity_are_dropped_and_reported_not_lost_silently() {
+    let mut settings = Settings::default();
+    settings.limits.max_active_alerts = 2;
+    let labels: Vec<_> = (0..3).map(|i| alert("X", "payment", "warning", &format!("{i}"))).collect();
+    let records: Vec<_> = labels.iter().map(|l| firing(l, 0)).collect();
+    let mut h = Harness::new(settings);
+    h.feed(&records).finish();
+    assert_eq!(h.engine.stats().dropped_capacity, 1);
+    assert_eq!(h.sink.dropped.len(), 1);
+    assert_eq!(h.sink.dropped[0].reason, "capacity");
+}
+
+#[test]
+fn incident_ids_derive_from_the_partition_and_the_opening_alert() {
+    let a = alert("PostgresDown", "payments-db", "critical", "a");
+    let run = |partition: u32| {
+        let mut engine = Correlator::new(Arc::new(Settings::default()), shop(), partition);
+        let mut sink = CollectingSink::default();
+        engine.ingest(&firing(&a, 0), 0, &mut sink);
+        engine.finish(&mut sink);
+        sink.events.first().map(|e| (e.incident_id.clone(), e.event_id.clone()))
+    };
+    let (id, event_id) = run(0).unwrap_or_default();
+    assert_eq!(run(0), Some((id.clone(), event_id.clone())));
+    assert_ne!(run(1).map(|r| r.0), Some(id.clone()));
+    assert_eq!(event_id, format!("{id}:1"));
+    assert!(id.starts_with("inc-") && id.len() == 20, "{id}");
+}
+
+#[test]
+fn a_snapshot_restores_a_correlator_that_continues_identically() {
+    let db = alert("PostgresDown", "payments-db", "critical", "a");
+    let pay = alert("HighErrorRate", "payment", "error", "a");
+    let head = [firing(&db, 0), firing(&pay, 20)];
+    let tail = [resolved(&db, 0, 400), resolved(&pay, 20, 420)];
+    let mut straight = Harness::new(Settings::default());
+    let all: Vec<_> = head.iter().chain(&tail).cloned().collect();
+    let expected = straight.feed(&all).drain().to_vec();
+
+    let mut first = Harness::new(Settings::default());
+    first.feed(&head);
+    let bytes = serde_json::to_vec(&first.engine.snapshot()).unwrap_or_default();
+    let snapshot = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Correlator::restore(Arc::new(Settings::default()), shop(), snapshot);
+    let mut second = Harness { engine: engine.unwrap_or_else(|e| panic!("{e}")), sink: CollectingSink::default() };
+    second.engine.stats();
+    let mut got = first.sink.events.clone();
+    for (i, r) in tail.iter().enumerate() {
+        second.engine.ingest(r, (head.len() + i) as u64, &mut second.sink);
+    }
+    got.extend(second.drain().iter().cloned());
+    assert_eq!(got, expected);
+}
