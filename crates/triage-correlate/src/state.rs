@@ -170,6 +170,7 @@ pub struct Group {
     /// Members in join order.
     pub members: Vec<Fingerprint>,
     pub firing: u32,
+    #[serde(with = "map_as_pairs")]
     pub services: BTreeMap<ServiceRef, ServiceTally>,
     /// Most severe member alert so far.
     pub max_severity: AlertSeverity,
@@ -257,5 +258,29 @@ impl Timers {
     /// Number of pending timers.
     pub fn len(&self) -> usize {
         self.set.len()
+    }
+}
+
+/// JSON object keys must be strings; maps keyed by enums are written as
+/// lists of pairs instead.
+mod map_as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
     }
 }

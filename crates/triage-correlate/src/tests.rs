@@ -316,19 +316,21 @@ fn incident_ids_derive_from_the_partition_and_the_opening_alert() {
 fn a_snapshot_restores_a_correlator_that_continues_identically() {
     let db = alert("PostgresDown", "payments-db", "critical", "a");
     let pay = alert("HighErrorRate", "payment", "error", "a");
-    let head = [firing(&db, 0), firing(&pay, 20)];
-    let tail = [resolved(&db, 0, 400), resolved(&pay, 20, 420)];
+    let co = alert("HighErrorRate", "checkout", "error", "a");
+    // The cut falls after the first two alerts have left the reorder buffer.
+    let head = [firing(&db, 0), firing(&pay, 20), firing(&co, 90)];
+    let tail = [resolved(&db, 0, 400), resolved(&pay, 20, 420), resolved(&co, 90, 430)];
     let mut straight = Harness::new(Settings::default());
     let all: Vec<_> = head.iter().chain(&tail).cloned().collect();
     let expected = straight.feed(&all).drain().to_vec();
 
     let mut first = Harness::new(Settings::default());
     first.feed(&head);
-    let bytes = serde_json::to_vec(&first.engine.snapshot()).unwrap_or_default();
+    assert!(first.engine.open_groups() > 0, "the snapshot must hold groups");
+    let bytes = serde_json::to_vec(&first.engine.snapshot()).unwrap_or_else(|e| panic!("{e}"));
     let snapshot = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"));
     let engine = Correlator::restore(Arc::new(Settings::default()), shop(), snapshot);
     let mut second = Harness { engine: engine.unwrap_or_else(|e| panic!("{e}")), sink: CollectingSink::default() };
-    second.engine.stats();
     let mut got = first.sink.events.clone();
     for (i, r) in tail.iter().enumerate() {
         second.engine.ingest(r, (head.len() + i) as u64, &mut second.sink);
