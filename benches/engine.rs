@@ -1,1 +1,63 @@
-fn main() {}
+//! Criterion micro-benchmarks of the engine's steps, over a named list of
+//! cases: decoding a webhook payload, computing a fingerprint, and
+//! replaying the example storm over the reference catalog.
+//!
+//! Run: `cargo bench --bench engine`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use triage_correlate::{CollectingSink, Correlator};
+use triage_formats::{DecodeLimits, decode_line, fingerprint_of};
+use triage_sim::StormSpec;
+use triage_suite::{reference_config, storm};
+
+fn cases(c: &mut Criterion) {
+    let config = reference_config();
+    let lines = storm(
+        &config,
+        &StormSpec {
+            pad_to_bytes: 1024,
+            ..StormSpec::default()
+        },
+    );
+    let limits = DecodeLimits::default();
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with("{\"version\""))
+        .cloned()
+        .unwrap_or_default();
+
+    let mut group = c.benchmark_group("engine");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("decode_webhook_1kb", |b| {
+        b.iter(|| decode_line(black_box(line.as_bytes()), &limits, None).map(|d| d.alerts.len()))
+    });
+    let decoded = decode_line(line.as_bytes(), &limits, None).unwrap_or_default();
+    if let Some(alert) = decoded.alerts.first() {
+        group.bench_function("fingerprint", |b| {
+            b.iter(|| fingerprint_of(black_box(&alert.labels)))
+        });
+    }
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.sample_size(20);
+    group.bench_function("replay_example_storm", |b| {
+        b.iter(|| {
+            let mut engine = Correlator::new(config.settings.clone(), config.topology.clone(), 0);
+            let mut sink = CollectingSink::default();
+            for (n, line) in lines.iter().enumerate() {
+                if let Ok(d) = decode_line(line.as_bytes(), &limits, engine.head()) {
+                    for alert in &d.alerts {
+                        engine.ingest(alert, n as u64, &mut sink);
+                    }
+                }
+            }
+            engine.finish(&mut sink);
+            sink.events.len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, cases);
+criterion_main!(benches);

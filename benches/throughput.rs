@@ -1,1 +1,277 @@
-fn main() {}
+//! Replay throughput and memory per active alert, the figures the README
+//! records.
+//!
+//! On a 2,000-service layered catalog, a generated storm of about one
+//! million alerts of about 1 KB each (webhook payloads, with faults,
+//! propagation, noise and re-notifications) is measured two ways in the
+//! same run on one thread: parsing every line into owned structs with
+//! serde_json (the baseline), and the full engine (decode, correlate,
+//! render events as JSON). The ratio between them is printed. Then a
+//! counting allocator measures the bytes held per active alert.
+//!
+//! Run: `cargo bench --bench throughput` (set `TRIAGE_BENCH_ALERTS` for
+//! another size; `taskset -c 1` pins it to one core).
+
+// The counting allocator below is the one place that needs `unsafe`: it
+// forwards to the system allocator and only adds bookkeeping.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use triage_correlate::{CollectingSink, Correlator, DroppedAlert, EventSink, Settings};
+use triage_formats::{DecodeLimits, decode_line, fingerprint_of};
+use triage_model::{AlertRecord, AlertStatus, IncidentEvent, Labels, Timestamp};
+use triage_sim::{StormSpec, generate, layered_topology};
+use triage_topology::Topology;
+
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The baseline: a webhook payload parsed into owned, general structs.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OwnedPayload {
+    version: String,
+    group_key: String,
+    truncated_alerts: u64,
+    receiver: String,
+    group_labels: HashMap<String, String>,
+    common_labels: HashMap<String, String>,
+    common_annotations: HashMap<String, String>,
+    #[serde(rename = "externalURL")]
+    external_url: String,
+    alerts: Vec<OwnedAlert>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OwnedAlert {
+    status: String,
+    labels: HashMap<String, String>,
+    annotations: HashMap<String, String>,
+    starts_at: String,
+    ends_at: String,
+    #[serde(rename = "generatorURL")]
+    generator_url: String,
+    fingerprint: String,
+}
+
+/// Renders events as JSON lines into a reused buffer, as replay does.
+struct JsonSink {
+    buffer: Vec<u8>,
+    events: u64,
+}
+
+impl EventSink for JsonSink {
+    fn incident(&mut self, event: IncidentEvent) {
+        self.buffer.clear();
+        let _ = serde_json::to_writer(&mut self.buffer, &event);
+        self.buffer.push(b'\n');
+        self.events += 1;
+    }
+    fn dropped(&mut self, _: DroppedAlert) {}
+}
+
+fn main() {
+    let target: usize = std::env::var("TRIAGE_BENCH_ALERTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let specs = layered_topology(2000, 42);
+    let settings = Arc::new(Settings::default());
+    let topology = Arc::new(
+        Topology::build(&specs, settings.grouping.max_hops).unwrap_or_else(|e| panic!("{e:?}")),
+    );
+
+    let started = Instant::now();
+    let lines = storm_lines(&topology, target);
+    let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "storm: {} alerts, {:.0} bytes each on average, {} services (generated in {:.1?})",
+        lines.len(),
+        bytes as f64 / lines.len() as f64,
+        topology.len(),
+        started.elapsed()
+    );
+
+    let mut parse_best = Duration::MAX;
+    let mut replay_best = Duration::MAX;
+    let mut events = 0;
+    for _ in 0..3 {
+        parse_best = parse_best.min(time_parse(&lines));
+        let (elapsed, emitted) = time_replay(&lines, &settings, &topology);
+        replay_best = replay_best.min(elapsed);
+        events = emitted;
+    }
+    let rate = |d: Duration| lines.len() as f64 / d.as_secs_f64();
+    let _ = writeln!(
+        out,
+        "{:<44} {:>12} {:>14}",
+        "case (best of 3, one thread)", "time", "alerts/s"
+    );
+    let _ = writeln!(
+        out,
+        "{:<44} {:>12.3?} {:>14.0}",
+        "parse into owned structs (serde_json)",
+        parse_best,
+        rate(parse_best)
+    );
+    let _ = writeln!(
+        out,
+        "{:<44} {:>12.3?} {:>14.0}",
+        "replay: decode + correlate + render events",
+        replay_best,
+        rate(replay_best)
+    );
+    let _ = writeln!(
+        out,
+        "replay / parse ratio: {:.2} ({events} incident events)",
+        rate(replay_best) / rate(parse_best)
+    );
+
+    let (per_alert, active) = bytes_per_active_alert(&settings, &topology, 200_000);
+    let _ = writeln!(
+        out,
+        "memory: {per_alert:.0} bytes per active alert ({active} active alerts)"
+    );
+}
+
+/// A storm of about `target` single-alert webhook lines of about 1 KB.
+fn storm_lines(topology: &Topology, target: usize) -> Vec<String> {
+    let scale = (target as f64 / 1_000_000.0).max(0.001);
+    let spec = StormSpec {
+        seed: 42,
+        duration: Duration::from_secs(24 * 3600),
+        faults: (9000.0 * scale) as u32,
+        noise_per_hour: (6000.0 * scale) as u32,
+        flapping: (200.0 * scale) as u32,
+        fleet_events: (50.0 * scale).max(1.0) as u32,
+        renotify_every: Duration::from_secs(5 * 60),
+        pad_to_bytes: 1024,
+        api_v2_share: 0.0,
+        ..StormSpec::default()
+    };
+    let mut lines = generate(topology, &spec).lines;
+    lines.truncate(target);
+    lines
+}
+
+fn time_parse(lines: &[String]) -> Duration {
+    let start = Instant::now();
+    for line in lines {
+        let parsed: Result<OwnedPayload, _> = serde_json::from_str(line);
+        black_box(parsed.is_ok());
+    }
+    start.elapsed()
+}
+
+fn time_replay(
+    lines: &[String],
+    settings: &Arc<Settings>,
+    topology: &Arc<Topology>,
+) -> (Duration, u64) {
+    let limits = DecodeLimits::default();
+    let mut engine = Correlator::new(settings.clone(), topology.clone(), 0);
+    let mut sink = JsonSink {
+        buffer: Vec::with_capacity(1 << 16),
+        events: 0,
+    };
+    let start = Instant::now();
+    for (n, line) in lines.iter().enumerate() {
+        if let Ok(decoded) = decode_line(line.as_bytes(), &limits, engine.head()) {
+            for alert in &decoded.alerts {
+                engine.ingest(alert, n as u64, &mut sink);
+            }
+        }
+    }
+    engine.finish(&mut sink);
+    (start.elapsed(), sink.events)
+}
+
+/// Live heap bytes held by the correlator per alert it holds, after
+/// `count` distinct firing alerts spread over the catalog.
+fn bytes_per_active_alert(
+    settings: &Arc<Settings>,
+    topology: &Arc<Topology>,
+    count: usize,
+) -> (f64, usize) {
+    let names = [
+        "HighLatency",
+        "HighErrorRate",
+        "SLOBurnRateHigh",
+        "Saturation",
+        "InstanceDown",
+    ];
+    let services: Vec<String> = topology
+        .ids()
+        .map(|id| topology.name(id).to_owned())
+        .collect();
+    let records: Vec<AlertRecord<'static>> = (0..count)
+        .map(|i| {
+            let labels = Labels::from_pairs(vec![
+                ("alertname".into(), names[i % names.len()].into()),
+                (
+                    "service".into(),
+                    services[(i * 7919) % services.len()].clone().into(),
+                ),
+                ("severity".into(), "warning".into()),
+                ("pod".into(), format!("pod-{i}").into()),
+                ("cluster".into(), "eu-1".into()),
+            ]);
+            AlertRecord {
+                fingerprint: fingerprint_of(&labels),
+                status: AlertStatus::Firing,
+                starts_at: Timestamp::from_unix_secs(1_767_261_600 + (i / 100) as i64),
+                ends_at: None,
+                labels,
+                runbook_url: None,
+                summary: None,
+            }
+        })
+        .collect();
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let mut engine = Correlator::new(settings.clone(), topology.clone(), 0);
+    let mut sink = CollectingSink::default();
+    for (n, record) in records.iter().enumerate() {
+        engine.ingest(record, n as u64, &mut sink);
+    }
+    engine.finish(&mut sink);
+    drop(sink);
+    let held = LIVE_BYTES.load(Ordering::Relaxed) - before;
+    let active = engine.active_alerts();
+    black_box(&engine);
+    (held as f64 / active.max(1) as f64, active)
+}

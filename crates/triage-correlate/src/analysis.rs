@@ -40,6 +40,19 @@ pub struct Analysis {
     pub priority_reason: String,
 }
 
+impl Default for Analysis {
+    fn default() -> Self {
+        Analysis {
+            root_cause: Vec::new(),
+            impacted: Vec::new(),
+            unknown: Vec::new(),
+            score: 0,
+            priority: Priority::P4,
+            priority_reason: String::new(),
+        }
+    }
+}
+
 /// Scores a group.
 pub fn analyse(group: &Group, topology: &Topology, settings: &Settings) -> Analysis {
     let mut alerting: Vec<(ServiceId, Timestamp)> = Vec::new();
@@ -93,8 +106,7 @@ fn rank_root_causes(
     let is_alerting = |id: &ServiceId| first_at.contains_key(id);
     let mut candidates: Vec<(ServiceId, usize)> = Vec::new();
     for &(id, _) in alerting {
-        let deps = topology.transitive_dependencies(&[id]);
-        if deps.iter().any(|d| *d != id && is_alerting(d)) {
+        if topology.depends_transitively_on(id, |d| is_alerting(&d)) {
             continue;
         }
         candidates.push((id, explained(id, topology, &is_alerting)));

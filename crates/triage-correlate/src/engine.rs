@@ -558,6 +558,7 @@ impl Correlator {
             quiet_since: None,
             incident: None,
             timers: GroupTimers::default(),
+            analysis: None,
         };
         if let Some(persist) = self.settings.declare.persist_for {
             let at = now.plus(persist);
@@ -614,6 +615,9 @@ impl Correlator {
         if alert.severity > group.max_severity {
             group.max_severity = alert.severity;
             shape_changed = true;
+        }
+        if shape_changed {
+            group.analysis = None;
         }
         if group.critical_on.is_none()
             && alert.severity == AlertSeverity::Critical
@@ -715,6 +719,7 @@ impl Correlator {
             entry.first_at = entry.first_at.min(tally.first_at);
         }
         group.firing += absorbed.firing;
+        group.analysis = None;
         group.first_at = group.first_at.min(absorbed.first_at);
         group.max_severity = group.max_severity.max(absorbed.max_severity);
         group.critical_on = group.critical_on.take().or(absorbed.critical_on);
@@ -981,8 +986,9 @@ impl Correlator {
             return;
         };
         if shape_changed {
-            let analysis = analyse(group, &self.topology, &self.settings);
-            if analysis.priority.is_above(incident.severity) {
+            let severity = incident.severity;
+            let analysis = self.analysis(gid);
+            if analysis.priority.is_above(severity) {
                 self.escalate(gid, &analysis, now, sink);
                 return;
             }
@@ -1081,6 +1087,19 @@ impl Correlator {
         if dirty {
             self.emit(gid, EventKind::Updated, now, None, sink);
         }
+    }
+
+    /// The group's scoring, from the cache or computed and cached.
+    fn analysis(&mut self, gid: GroupId) -> Arc<Analysis> {
+        let Some(group) = self.groups.get_mut(&gid) else {
+            return Arc::new(Analysis::default());
+        };
+        if let Some(cached) = &group.analysis {
+            return cached.clone();
+        }
+        let fresh = Arc::new(analyse(group, &self.topology, &self.settings));
+        group.analysis = Some(fresh.clone());
+        fresh
     }
 
     /// Sends the next version of an incident's event.

@@ -182,6 +182,10 @@ pub struct Group {
     pub quiet_since: Option<Timestamp>,
     pub incident: Option<Incident>,
     pub timers: GroupTimers,
+    /// Derived from `services` and `max_severity`; dropped whenever they
+    /// change, recomputed on demand, never persisted.
+    #[serde(skip)]
+    pub analysis: Option<Arc<crate::analysis::Analysis>>,
 }
 
 /// What a timer does when it fires.
