@@ -153,8 +153,15 @@ pub struct RawResolve {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpdates {
-    /// Least time between two `updated` events. Default: 30s.
+    /// Least time between two `updated` events for material changes.
+    /// Default: 30s.
     pub min_interval: Option<DurationSpec>,
+    /// Least time between two `updated` events for other changes.
+    /// Default: 5m.
+    pub refresh_interval: Option<DurationSpec>,
+    /// Membership growth (percent of the last event's) that is material.
+    /// Default: 25.
+    pub material_growth_percent: Option<u32>,
 }
 
 /// `limits:`
@@ -165,7 +172,7 @@ pub struct RawLimits {
     pub max_open_groups: Option<usize>,
     /// Alerts held in state. Default: 2000000.
     pub max_active_alerts: Option<usize>,
-    /// Alerts listed per event. Default: 500.
+    /// Alerts listed per event. Default: 100.
     pub max_alerts_listed: Option<usize>,
     /// Memory of closed alerts. Default: 1h.
     pub tombstone_retention: Option<DurationSpec>,

@@ -140,10 +140,25 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         .resolve
         .quiet_period
         .map_or(settings.quiet_period, |d| d.0);
-    settings.update_interval = raw
+    let updates = &mut settings.updates;
+    updates.min_interval = raw
         .updates
         .min_interval
-        .map_or(settings.update_interval, |d| d.0);
+        .map_or(updates.min_interval, |d| d.0);
+    updates.refresh_interval = raw
+        .updates
+        .refresh_interval
+        .map_or(updates.refresh_interval, |d| d.0);
+    updates.material_growth_percent = raw
+        .updates
+        .material_growth_percent
+        .unwrap_or(updates.material_growth_percent);
+    if updates.refresh_interval < updates.min_interval {
+        errors.push(
+            "updates.refresh_interval",
+            "must not be shorter than updates.min_interval",
+        );
+    }
 
     let l = raw.limits;
     let limits = &mut settings.limits;

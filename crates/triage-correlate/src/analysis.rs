@@ -13,7 +13,7 @@ use triage_model::{
     AlertEntry, AlertSeverity, AlertStatus, BlastRadius, EventKind, Fingerprint, IncidentEvent,
     Priority, RootCause, SCHEMA_V1, Timestamp,
 };
-use triage_topology::{ServiceId, Topology};
+use triage_topology::{ServiceId, ServiceSet, Topology};
 
 use crate::settings::Settings;
 use crate::state::{AlertState, Group, JoinReason, ServiceRef};
@@ -38,6 +38,28 @@ pub struct Analysis {
     pub priority: Priority,
     /// How the thresholds gave it.
     pub priority_reason: String,
+    /// The same, rendered as event fields (sorted names), so events of an
+    /// unchanged shape cost no sorting.
+    pub rendered: Rendered,
+}
+
+/// Event fields that follow from a group's shape.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rendered {
+    /// Alerting services, sorted by name.
+    pub services: Vec<String>,
+    /// Impacted services, sorted by name.
+    pub impacted: Vec<String>,
+    /// User-facing impacted services, sorted by name.
+    pub user_facing: Vec<String>,
+    /// Root-cause candidates as event entries.
+    pub root_cause: Vec<RootCause>,
+    /// Owning teams, root causes' first.
+    pub owners: Vec<String>,
+    /// Catalog runbooks, root causes' first.
+    pub runbooks: Vec<String>,
+    /// The service the title leads with.
+    pub lead: Option<String>,
 }
 
 impl Default for Analysis {
@@ -49,91 +71,138 @@ impl Default for Analysis {
             score: 0,
             priority: Priority::P4,
             priority_reason: String::new(),
+            rendered: Rendered::default(),
         }
     }
 }
 
-/// Scores a group.
-pub fn analyse(group: &Group, topology: &Topology, settings: &Settings) -> Analysis {
+/// The part of a group's analysis that decides its priority, computed
+/// with set operations only (no names, no sorting): cheap enough to run on
+/// every change of the group's shape.
+pub struct Scoring {
+    /// Alerting catalog services with their first alert.
+    alerting: Vec<(ServiceId, Timestamp)>,
+    alerting_set: ServiceSet,
+    /// Root-cause candidates (unranked).
+    candidates: Vec<ServiceId>,
+    /// True when no service qualified and every alerting one is ranked.
+    in_cycle: bool,
+    /// Alerting services plus every transitive dependent of a candidate.
+    impacted: ServiceSet,
+    /// Alerting services not in the catalog.
+    unknown: Vec<String>,
+    /// Weighted blast radius.
+    pub score: u64,
+    /// Priority the thresholds give.
+    pub priority: Priority,
+}
+
+/// Scores a group: candidates, impacted services, blast radius, priority.
+pub fn score(group: &Group, topology: &Topology, settings: &Settings) -> Scoring {
     let mut alerting: Vec<(ServiceId, Timestamp)> = Vec::new();
     let mut unknown = Vec::new();
+    let mut alerting_set = topology.empty_set();
     for (service, tally) in &group.services {
         match service {
-            ServiceRef::Known(id) => alerting.push((*id, tally.first_at)),
+            ServiceRef::Known(id) => {
+                alerting.push((*id, tally.first_at));
+                alerting_set.insert(*id);
+            }
             ServiceRef::Unknown(name) => unknown.push(name.to_string()),
             ServiceRef::Absent => {}
         }
     }
-    let root_cause = rank_root_causes(&alerting, topology);
-    let roots: Vec<ServiceId> = root_cause.iter().map(|r| r.0).collect();
-    let mut impacted = topology.transitive_dependents(&roots);
-    impacted.extend(alerting.iter().map(|a| a.0));
-    impacted.sort_unstable();
-    impacted.dedup();
-
+    // A candidate has no alerting service below it but itself.
+    let mut candidates: Vec<ServiceId> = alerting
+        .iter()
+        .map(|a| a.0)
+        .filter(|&id| topology.dependencies_set(id).count_common(&alerting_set) == 1)
+        .collect();
+    let in_cycle = candidates.is_empty() && !alerting.is_empty();
+    if in_cycle {
+        candidates = alerting.iter().map(|a| a.0).collect();
+    }
+    let mut impacted = alerting_set.clone();
+    for &candidate in &candidates {
+        impacted.union_with(&topology.dependents_set(candidate));
+    }
     let policy = &settings.severity;
     let score = impacted
         .iter()
-        .map(|&id| {
+        .map(|id| {
             let s = topology.service(id);
             policy.weight(s.tier, s.user_facing)
         })
         .sum::<u64>()
         + policy.unknown_weight() * unknown.len() as u64;
-    let (priority, priority_reason) = priority_of(score, group.max_severity, settings);
-    Analysis {
-        root_cause,
+    let priority = priority_of(score, group.max_severity, settings).0;
+    Scoring {
+        alerting,
+        alerting_set,
+        candidates,
+        in_cycle,
         impacted,
         unknown,
         score,
         priority,
-        priority_reason,
     }
 }
 
-/// Candidates are alerting services none of whose (transitive) dependencies
-/// is alerting; ranked by the share of alerting services they explain, then
-/// by who alerted first, then by name. In a cycle of alerting services
-/// nobody qualifies, and every alerting service is ranked instead.
-fn rank_root_causes(
-    alerting: &[(ServiceId, Timestamp)],
-    topology: &Topology,
-) -> Vec<(ServiceId, f64, String)> {
+/// The full analysis of a group: its scoring, the ranked root causes with
+/// their reasons, and the rendered event fields.
+pub fn analyse(group: &Group, topology: &Topology, settings: &Settings) -> Analysis {
+    let scoring = score(group, topology, settings);
+    let root_cause = rank_root_causes(&scoring, topology);
+    let (priority, priority_reason) = priority_of(scoring.score, group.max_severity, settings);
+    let mut analysis = Analysis {
+        root_cause,
+        impacted: scoring.impacted.iter().collect(),
+        unknown: scoring.unknown,
+        score: scoring.score,
+        priority,
+        priority_reason,
+        rendered: Rendered::default(),
+    };
+    analysis.rendered = render_shape(group, &analysis, topology);
+    analysis
+}
+
+/// Ranks candidates by the share of alerting services they explain, then
+/// by who alerted first, then by name; keeps the best few with a reason.
+fn rank_root_causes(scoring: &Scoring, topology: &Topology) -> Vec<(ServiceId, f64, String)> {
+    let alerting = &scoring.alerting;
     if alerting.is_empty() {
         return Vec::new();
     }
     let first_at: FxHashMap<ServiceId, Timestamp> = alerting.iter().copied().collect();
-    let is_alerting = |id: &ServiceId| first_at.contains_key(id);
-    let mut candidates: Vec<(ServiceId, usize)> = Vec::new();
-    for &(id, _) in alerting {
-        if topology.depends_transitively_on(id, |d| is_alerting(&d)) {
-            continue;
-        }
-        candidates.push((id, explained(id, topology, &is_alerting)));
-    }
-    let in_cycle = candidates.is_empty();
-    if in_cycle {
-        candidates = alerting
-            .iter()
-            .map(|&(id, _)| (id, explained(id, topology, &is_alerting)))
-            .collect();
-    }
-    candidates.sort_by(|a, b| {
+    let mut ranked: Vec<(ServiceId, usize)> = scoring
+        .candidates
+        .iter()
+        .map(|&id| {
+            (
+                id,
+                topology
+                    .dependents_set(id)
+                    .count_common(&scoring.alerting_set),
+            )
+        })
+        .collect();
+    ranked.sort_by(|a, b| {
         b.1.cmp(&a.1)
             .then(first_at[&a.0].cmp(&first_at[&b.0]))
             .then(topology.name(a.0).cmp(topology.name(b.0)))
     });
-    candidates
+    let why = if scoring.in_cycle {
+        "alerting services form a dependency cycle"
+    } else {
+        "no dependency of it is alerting"
+    };
+    ranked
         .into_iter()
         .take(MAX_ROOT_CAUSES)
         .map(|(id, count)| {
             let share = count as f64 / alerting.len() as f64;
             let score = (share * 1000.0).round() / 1000.0;
-            let why = if in_cycle {
-                "alerting services form a dependency cycle"
-            } else {
-                "no dependency of it is alerting"
-            };
             let reason = format!(
                 "{why}; explains {count} of {} alerting services; first alert at {}",
                 alerting.len(),
@@ -144,17 +213,33 @@ fn rank_root_causes(
         .collect()
 }
 
-/// Alerting services that depend on `id` (itself included).
-fn explained(
-    id: ServiceId,
-    topology: &Topology,
-    is_alerting: &dyn Fn(&ServiceId) -> bool,
-) -> usize {
-    topology
-        .transitive_dependents(&[id])
-        .iter()
-        .filter(|d| is_alerting(d))
-        .count()
+fn render_shape(group: &Group, analysis: &Analysis, topology: &Topology) -> Rendered {
+    let names = |ids: &mut dyn Iterator<Item = ServiceId>| {
+        sorted(ids.map(|id| topology.name(id).to_owned()))
+    };
+    Rendered {
+        services: service_names(group, topology),
+        impacted: names(&mut analysis.impacted.iter().copied()),
+        user_facing: names(
+            &mut analysis
+                .impacted
+                .iter()
+                .copied()
+                .filter(|&id| topology.service(id).user_facing),
+        ),
+        root_cause: analysis
+            .root_cause
+            .iter()
+            .map(|(id, score, reason)| RootCause {
+                service: topology.name(*id).to_owned(),
+                score: *score,
+                reason: reason.clone(),
+            })
+            .collect(),
+        owners: owners(group, analysis, topology),
+        runbooks: catalog_runbooks(analysis, topology),
+        lead: lead_service(group, analysis, topology),
+    }
 }
 
 fn priority_of(score: u64, severity: AlertSeverity, settings: &Settings) -> (Priority, String) {
@@ -201,35 +286,28 @@ pub fn render_event(
     settings: &Settings,
 ) -> Option<IncidentEvent> {
     let incident = group.incident.as_ref()?;
+    let shape = &analysis.rendered;
     let mut members: Vec<&AlertState> = group
         .members
         .iter()
         .filter_map(|fp| alerts.get(fp))
         .collect();
-    members.sort_by_key(|a| (a.starts_at, a.fingerprint));
     let firing = members
         .iter()
         .filter(|a| a.status == AlertStatus::Firing)
         .count();
     let listed = members.len().min(settings.limits.max_alerts_listed);
+    // Only the listed prefix needs to be in order.
+    let order = |a: &&AlertState| (a.starts_at, a.fingerprint);
+    if listed < members.len() {
+        members.select_nth_unstable_by_key(listed, order);
+    }
+    members[..listed].sort_unstable_by_key(order);
 
-    let services = service_names(group, topology);
     let resolved_at = (header.kind == EventKind::Resolved).then_some(header.at);
     let opener = alerts.get(&group.opener.0).map(|a| a.alertname.as_ref());
-    let title = title(
-        group,
-        analysis,
-        topology,
-        members.len(),
-        services.len(),
-        resolved_at,
-        opener,
-    );
-    let user_facing = analysis
-        .impacted
-        .iter()
-        .filter(|&&id| topology.service(id).user_facing)
-        .map(|&id| topology.name(id).to_owned());
+    let counts = (members.len(), shape.services.len());
+    let title = title(group, analysis, topology, counts, resolved_at, opener);
     Some(IncidentEvent {
         schema: SCHEMA_V1.to_owned(),
         event: header.kind,
@@ -245,28 +323,15 @@ pub fn render_event(
         merged_into: header.merged_into.map(str::to_owned),
         declared_reason: incident.declared_reason.clone(),
         severity_reason: analysis.priority_reason.clone(),
-        services,
-        root_cause: analysis
-            .root_cause
-            .iter()
-            .map(|(id, score, reason)| RootCause {
-                service: topology.name(*id).to_owned(),
-                score: *score,
-                reason: reason.clone(),
-            })
-            .collect(),
+        services: shape.services.clone(),
+        root_cause: shape.root_cause.clone(),
         blast_radius: BlastRadius {
             score: analysis.score,
-            impacted: sorted(
-                analysis
-                    .impacted
-                    .iter()
-                    .map(|&id| topology.name(id).to_owned()),
-            ),
-            user_facing: sorted(user_facing),
+            impacted: shape.impacted.clone(),
+            user_facing: shape.user_facing.clone(),
         },
-        owners: owners(group, analysis, topology),
-        runbooks: runbooks(analysis, &members, topology),
+        owners: shape.owners.clone(),
+        runbooks: runbooks(&shape.runbooks, &members),
         alert_count: members.len() as u32,
         firing_count: firing as u32,
         alerts_omitted: (members.len() - listed) as u32,
@@ -325,12 +390,14 @@ fn title(
     group: &Group,
     analysis: &Analysis,
     topology: &Topology,
-    alert_count: usize,
-    service_count: usize,
+    (alert_count, service_count): (usize, usize),
     resolved_at: Option<Timestamp>,
     lead_alertname: Option<&str>,
 ) -> String {
-    let lead = lead_service(group, analysis, topology)
+    let lead = analysis
+        .rendered
+        .lead
+        .clone()
         .or_else(|| lead_alertname.map(|n| format!("{n} (no service label)")))
         .unwrap_or_else(|| "unplaced alerts".to_owned());
     let mut title = match resolved_at {
@@ -377,10 +444,11 @@ fn owners(group: &Group, analysis: &Analysis, topology: &Topology) -> Vec<String
         ServiceRef::Known(id) => Some(*id),
         _ => None,
     });
+    let mut seen = rustc_hash::FxHashSet::default();
     let mut out: Vec<String> = Vec::new();
     for id in roots.chain(others) {
         if let Some(owner) = &topology.service(id).owner
-            && !out.iter().any(|o| o.as_str() == owner.as_ref())
+            && seen.insert(owner.clone())
         {
             out.push(owner.to_string());
         }
@@ -388,15 +456,29 @@ fn owners(group: &Group, analysis: &Analysis, topology: &Topology) -> Vec<String
     out
 }
 
-fn runbooks(analysis: &Analysis, members: &[&AlertState], topology: &Topology) -> Vec<String> {
+/// Runbooks from the catalog (root causes first), at most `MAX_RUNBOOKS`.
+fn catalog_runbooks(analysis: &Analysis, topology: &Topology) -> Vec<String> {
     let roots = analysis.root_cause.iter().map(|r| r.0);
-    let from_catalog = roots
+    let urls = roots
         .chain(analysis.impacted.iter().copied())
         .filter_map(|id| topology.service(id).runbook.clone());
-    let from_alerts = members.iter().filter_map(|a| a.runbook.clone());
-    let mut out: Vec<String> = Vec::new();
-    for url in from_catalog.chain(from_alerts) {
-        if out.len() == MAX_RUNBOOKS {
+    dedup_urls(urls, Vec::new())
+}
+
+/// The catalog's runbooks, then the alerts' `runbook_url`s, deduplicated.
+fn runbooks(catalog: &[String], members: &[&AlertState]) -> Vec<String> {
+    dedup_urls(
+        members.iter().filter_map(|a| a.runbook.clone()),
+        catalog.to_vec(),
+    )
+}
+
+fn dedup_urls(
+    urls: impl Iterator<Item = std::sync::Arc<str>>,
+    mut out: Vec<String>,
+) -> Vec<String> {
+    for url in urls {
+        if out.len() >= MAX_RUNBOOKS {
             break;
         }
         if !out.iter().any(|u| u.as_str() == url.as_ref()) {
@@ -415,7 +497,10 @@ fn alert_entry(alert: &AlertState, topology: &Topology) -> AlertEntry {
         severity: alert.severity,
         starts_at: alert.starts_at,
         flapping: alert.flapping,
-        reason: explain_reason(alert, topology),
+        reason: alert
+            .reason_text
+            .get_or_init(|| explain_reason(alert, topology).into())
+            .to_string(),
     }
 }
 

@@ -503,6 +503,7 @@ impl Correlator {
             flapping: false,
             group,
             reason,
+            reason_text: Default::default(),
             joined_at: now,
         };
         self.alerts.insert(fp, state);
@@ -986,23 +987,37 @@ impl Correlator {
             return;
         };
         if shape_changed {
-            let severity = incident.severity;
-            let analysis = self.analysis(gid);
-            if analysis.priority.is_above(severity) {
+            let priority = crate::analysis::score(group, &self.topology, &self.settings).priority;
+            if priority.is_above(incident.severity) {
+                let analysis = self.analysis(gid);
                 self.escalate(gid, &analysis, now, sink);
                 return;
             }
         }
-        let interval = self.settings.update_interval;
+        let updates = &self.settings.updates;
         let Some(group) = self.groups.get_mut(&gid) else {
             return;
         };
         let Some(incident) = group.incident.as_mut() else {
             return;
         };
+        // Material: what responders act on. The rest (one more alert on a
+        // service already listed, one of many alerts resolving) only
+        // refreshes the snapshot now and then.
+        let members = group.members.len() as u64;
+        let grown = members * 100
+            >= u64::from(incident.emitted_alerts)
+                * (100 + u64::from(updates.material_growth_percent));
+        let quiet_flipped = (group.firing == 0) != (incident.emitted_firing == 0);
+        let material = shape_changed || grown || quiet_flipped;
+        let delay = if material {
+            updates.min_interval
+        } else {
+            updates.refresh_interval
+        };
+        let at = incident.last_emitted_at.plus(delay).max(now);
         incident.dirty = true;
-        if group.timers.flush.is_none() {
-            let at = incident.last_emitted_at.plus(interval).max(now);
+        if group.timers.flush.is_none_or(|scheduled| at < scheduled) {
             self.timers
                 .schedule(&mut group.timers.flush, at, TimerKind::Flush, gid);
         }
@@ -1055,6 +1070,8 @@ impl Correlator {
             severity: analysis.priority,
             dirty: false,
             last_emitted_at: now,
+            emitted_alerts: group.members.len() as u32,
+            emitted_firing: group.firing,
         });
         self.stats.incidents_declared += 1;
         self.stats.count_priority(analysis.priority, 1);
@@ -1139,6 +1156,8 @@ impl Correlator {
         incident.version += 1;
         incident.dirty = false;
         incident.last_emitted_at = now;
+        incident.emitted_alerts = group.members.len() as u32;
+        incident.emitted_firing = group.firing;
         self.timers
             .cancel(&mut group.timers.flush, TimerKind::Flush, gid);
         if kind == EventKind::Updated {

@@ -26,9 +26,8 @@ pub struct Settings {
     pub flap: FlapPolicy,
     /// How long a group must be quiet (all alerts resolved) to resolve.
     pub quiet_period: Duration,
-    /// Least event time between two `updated` events of one incident;
-    /// changes in between are coalesced. Escalations are sent at once.
-    pub update_interval: Duration,
+    /// When `updated` events are sent.
+    pub updates: UpdatePolicy,
     /// Bounds on state.
     pub limits: Limits,
 }
@@ -119,6 +118,21 @@ pub struct FlapPolicy {
     pub max_transitions: u32,
 }
 
+/// Delta-aware updates. Escalations are sent at once; material changes
+/// (alerting services, root cause, most severe alert, all alerts quiet or
+/// firing again, membership grown by `material_growth_percent`) at most
+/// every `min_interval`; other changes refresh the snapshot at most every
+/// `refresh_interval`. Changes in between are coalesced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpdatePolicy {
+    /// Least event time between two events for material changes.
+    pub min_interval: Duration,
+    /// Least event time between two events for other changes.
+    pub refresh_interval: Duration,
+    /// Membership growth, in percent of the last event's, that is material.
+    pub material_growth_percent: u32,
+}
+
 /// Bounds on state. When one is reached the engine degrades as documented
 /// per field and counts it in [`crate::Stats`].
 #[derive(Clone, Debug, PartialEq)]
@@ -181,11 +195,15 @@ impl Default for Settings {
                 max_transitions: 4,
             },
             quiet_period: Duration::from_secs(5 * 60),
-            update_interval: Duration::from_secs(30),
+            updates: UpdatePolicy {
+                min_interval: Duration::from_secs(30),
+                refresh_interval: Duration::from_secs(5 * 60),
+                material_growth_percent: 25,
+            },
             limits: Limits {
                 max_open_groups: 10_000,
                 max_active_alerts: 2_000_000,
-                max_alerts_listed: 500,
+                max_alerts_listed: 100,
                 tombstone_retention: Duration::from_secs(3600),
             },
         }

@@ -109,6 +109,10 @@ pub struct AlertState {
     pub flapping: bool,
     pub group: GroupId,
     pub reason: JoinReason,
+    /// `reason` rendered for people; derived, filled on first use, cleared
+    /// when `reason` changes, never persisted.
+    #[serde(skip)]
+    pub reason_text: std::cell::OnceCell<Arc<str>>,
     /// When it joined (event time).
     pub joined_at: Timestamp,
 }
@@ -143,6 +147,10 @@ pub struct Incident {
     /// Changes not yet sent in an event.
     pub dirty: bool,
     pub last_emitted_at: Timestamp,
+    /// Members and firing members in the last event, to judge how much has
+    /// changed since.
+    pub emitted_alerts: u32,
+    pub emitted_firing: u32,
 }
 
 /// The scheduled deadlines of a group (one timer per kind at most).

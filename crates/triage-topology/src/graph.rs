@@ -57,6 +57,75 @@ pub struct TopologyStats {
     pub largest_neighbourhood: usize,
 }
 
+/// Catalogs up to this size get their transitive closures precomputed as
+/// bitsets (2 x n^2 bits: 16 MiB at the limit), which makes scoring a
+/// matter of word operations; larger catalogs are walked on demand.
+pub const CLOSURE_LIMIT: usize = 8192;
+
+/// A set of services as a bitset over service ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSet {
+    words: Box<[u64]>,
+}
+
+impl ServiceSet {
+    /// An empty set able to hold `n` services.
+    pub fn with_capacity(n: usize) -> Self {
+        ServiceSet {
+            words: vec![0; n.div_ceil(64)].into_boxed_slice(),
+        }
+    }
+
+    /// Adds a service.
+    pub fn insert(&mut self, id: ServiceId) {
+        self.words[id.index() / 64] |= 1 << (id.index() % 64);
+    }
+
+    /// Whether a service is in the set.
+    pub fn contains(&self, id: ServiceId) -> bool {
+        self.words[id.index() / 64] & (1 << (id.index() % 64)) != 0
+    }
+
+    /// Adds every member of `other`.
+    pub fn union_with(&mut self, other: &ServiceSet) {
+        for (a, b) in self.words.iter_mut().zip(other.words.iter()) {
+            *a |= b;
+        }
+    }
+
+    /// Size of the intersection with `other`.
+    pub fn count_common(&self, other: &ServiceSet) -> usize {
+        self.words
+            .iter()
+            .zip(other.words.iter())
+            .map(|(a, b)| (a & b).count_ones() as usize)
+            .sum()
+    }
+
+    /// Members in id order.
+    pub fn iter(&self) -> impl Iterator<Item = ServiceId> + '_ {
+        self.words.iter().enumerate().flat_map(|(w, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                Some(ServiceId(w as u32 * 64 + bit))
+            })
+        })
+    }
+}
+
+/// Transitive closures: for each service, what it reaches downstream
+/// (dependencies) and upstream (dependents), itself included.
+#[derive(Debug)]
+struct Closures {
+    down: Vec<ServiceSet>,
+    up: Vec<ServiceSet>,
+}
+
 /// The service dependency graph. Immutable once built.
 #[derive(Debug)]
 pub struct Topology {
@@ -66,6 +135,7 @@ pub struct Topology {
     neighbourhoods: Vec<Box<[(ServiceId, u8)]>>,
     max_hops: u8,
     cycles: Vec<Vec<ServiceId>>,
+    closures: Option<Closures>,
 }
 
 impl Topology {
@@ -129,12 +199,64 @@ impl Topology {
             neighbourhoods: Vec::new(),
             max_hops,
             cycles: Vec::new(),
+            closures: None,
         };
         topology.neighbourhoods = (0..specs.len())
             .map(|i| topology.compute_neighbourhood(ServiceId(i as u32)))
             .collect();
         topology.cycles = find_cycles(&topology.graph);
+        if specs.len() <= CLOSURE_LIMIT {
+            topology.closures = Some(topology.compute_closures());
+        }
         Ok(topology)
+    }
+
+    fn compute_closures(&self) -> Closures {
+        let closure = |direction: Direction| -> Vec<ServiceSet> {
+            self.ids()
+                .map(|id| {
+                    let mut set = ServiceSet::with_capacity(self.len());
+                    self.walk(&[id], direction, |reached| {
+                        set.insert(reached);
+                        false
+                    });
+                    set
+                })
+                .collect()
+        };
+        Closures {
+            down: closure(Direction::Outgoing),
+            up: closure(Direction::Incoming),
+        }
+    }
+
+    /// An empty set sized for this catalog.
+    pub fn empty_set(&self) -> ServiceSet {
+        ServiceSet::with_capacity(self.len())
+    }
+
+    /// Every service that transitively depends on `id`, itself included.
+    pub fn dependents_set(&self, id: ServiceId) -> std::borrow::Cow<'_, ServiceSet> {
+        match &self.closures {
+            Some(c) => std::borrow::Cow::Borrowed(&c.up[id.index()]),
+            None => std::borrow::Cow::Owned(self.set_of(&self.transitive_dependents(&[id]))),
+        }
+    }
+
+    /// Every service `id` transitively depends on, itself included.
+    pub fn dependencies_set(&self, id: ServiceId) -> std::borrow::Cow<'_, ServiceSet> {
+        match &self.closures {
+            Some(c) => std::borrow::Cow::Borrowed(&c.down[id.index()]),
+            None => std::borrow::Cow::Owned(self.set_of(&self.transitive_dependencies(&[id]))),
+        }
+    }
+
+    fn set_of(&self, ids: &[ServiceId]) -> ServiceSet {
+        let mut set = self.empty_set();
+        for &id in ids {
+            set.insert(id);
+        }
+        set
     }
 
     /// Number of services.

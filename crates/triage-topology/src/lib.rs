@@ -16,5 +16,5 @@
 mod graph;
 mod spec;
 
-pub use graph::{ServiceId, Topology, TopologyStats};
+pub use graph::{CLOSURE_LIMIT, Service, ServiceId, ServiceSet, Topology, TopologyStats};
 pub use spec::{ServiceSpec, TopologyError};
