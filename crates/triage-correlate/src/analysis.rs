@@ -518,24 +518,30 @@ pub fn explain_reason(alert: &AlertState, topology: &Topology) -> String {
             let ServiceRef::Known(own) = alert.service else {
                 return format!("linked to alert {via} by topology");
             };
-            let path = topology
-                .path(own, *via_service)
-                .map(|p| {
-                    p.iter()
+            let via_name = topology.name(*via_service);
+            let hops = plural(usize::from(*hops), "hop");
+            // Paths read as call chains, caller first.
+            let chain = |from: ServiceId, to: ServiceId| {
+                let names = topology.path(from, to).map(|path| {
+                    path.iter()
                         .map(|&id| topology.name(id))
                         .collect::<Vec<_>>()
                         .join(" -> ")
-                })
-                .unwrap_or_else(|| topology.name(own).to_owned());
-            let relation = if *hops == 0 {
-                "same service as".to_owned()
-            } else {
-                format!("{} from", plural(usize::from(*hops), "hop"))
+                });
+                names.unwrap_or_else(|| topology.name(from).to_owned())
             };
-            format!(
-                "{path}: {relation} {} alert {via}, {gap} later",
-                topology.name(*via_service)
-            )
+            if own == *via_service {
+                format!("same service as alert {via}, {gap} later")
+            } else if topology.dependencies_set(own).contains(*via_service) {
+                let chain = chain(own, *via_service);
+                format!("{chain}: depends on alerting {via_name} ({hops}); {gap} after alert {via}")
+            } else {
+                let chain = chain(*via_service, own);
+                format!(
+                    "{chain}: {via_name} depends on it ({hops}), a likelier cause; \
+                     {gap} after alert {via}"
+                )
+            }
         }
         JoinReason::LabelRule { via, gap_nanos } => {
             let gap = human_duration(Duration::from_nanos(gap_nanos.unsigned_abs()));

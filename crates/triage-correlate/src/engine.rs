@@ -476,12 +476,9 @@ impl Correlator {
         for linker in &self.linkers {
             linker.propose(&view, &mut links);
         }
-        let (group, reason) = match best_link(&links) {
+        let (group, reason) = match self.place_linked(&links, obs.fingerprint, now, sink) {
+            Some(placed) => placed,
             None => (self.open_group(&obs, now), JoinReason::Opened),
-            Some(best) => {
-                let survivor = self.merge_linked(&links, best, obs.fingerprint, now, sink);
-                (survivor, best.reason.clone())
-            }
         };
         self.links = links;
 
@@ -512,17 +509,23 @@ impl Correlator {
         self.after_change(group, shape_changed, now, sink);
     }
 
-    /// Merges every proposed group into one survivor and returns it: the
-    /// oldest declared incident among them, else the best link's group.
-    fn merge_linked<S: EventSink>(
+    /// Places an alert that has proposals; returns its group and reason.
+    /// When it explains several groups they merge into one survivor (the
+    /// oldest declared incident among them, else the best-linked group);
+    /// otherwise it joins the best proposal and merges nothing.
+    fn place_linked<S: EventSink>(
         &mut self,
         links: &[Link],
-        best: &Link,
         via: Fingerprint,
         now: Timestamp,
         sink: &mut S,
-    ) -> GroupId {
-        let mut ids: Vec<GroupId> = links.iter().map(|l| l.group).collect();
+    ) -> Option<(GroupId, JoinReason)> {
+        let explaining: Vec<&Link> = links.iter().filter(|l| l.explains).collect();
+        let Some(best) = best_link(explaining.iter().copied()) else {
+            let best = best_link(links.iter())?;
+            return Some((best.group, best.reason.clone()));
+        };
+        let mut ids: Vec<GroupId> = explaining.iter().map(|l| l.group).collect();
         ids.sort_unstable();
         ids.dedup();
         let survivor = ids
@@ -535,7 +538,7 @@ impl Correlator {
                 self.merge(survivor, id, via, now, sink);
             }
         }
-        survivor
+        Some((survivor, best.reason.clone()))
     }
 
     fn open_group(&mut self, obs: &Observation, now: Timestamp) -> GroupId {
@@ -1198,8 +1201,8 @@ impl Correlator {
 }
 
 /// The strongest proposal: lowest rank, then oldest group.
-fn best_link(links: &[Link]) -> Option<&Link> {
-    links.iter().min_by_key(|l| (l.rank, l.group))
+fn best_link<'a>(links: impl Iterator<Item = &'a Link>) -> Option<&'a Link> {
+    links.min_by_key(|l| (l.rank, l.group))
 }
 
 /// `inc-` and 16 hex digits of FNV-1a over the partition and the opening

@@ -3,9 +3,14 @@
 //!
 //! Each [`Linker`] keeps its own index of the groups that are open for
 //! joining, fed by the engine through `joined`, `merged` and `closed`, and
-//! answers `propose` for a new alert. The engine picks the best proposal
-//! (lowest rank, then oldest group) and merges every other group proposed,
-//! since an alert that belongs to two groups shows they are one.
+//! answers `propose` for a new alert. A proposal either only places the
+//! alert (it is a symptom of something in the group, or matches its labels)
+//! or also explains the group (the alert sits below the group's deepest
+//! alerting service: a likelier cause). The engine joins the best proposal
+//! (lowest rank, then oldest group); an alert that explains several groups
+//! merges them, since they are one fault seen from several sides. A symptom
+//! that several groups could explain (a user-facing service degraded by two
+//! faults at once) joins one and merges nothing.
 //! Topology and the label rule live here; content clustering plugs in as
 //! another implementation. Indexes are derived state: after a restore the
 //! engine rebuilds them by replaying `joined` for the members of open
@@ -16,7 +21,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use triage_model::{Fingerprint, Timestamp};
-use triage_topology::{ServiceId, Topology};
+use triage_topology::{Relation, ServiceId, ServiceSet, Topology};
 
 use crate::state::{GroupId, JoinReason, ServiceRef};
 
@@ -41,6 +46,9 @@ pub struct Link {
     pub group: GroupId,
     /// Strength, lower is better.
     pub rank: u32,
+    /// The alert explains the group (a likelier cause), so groups it
+    /// explains together may merge.
+    pub explains: bool,
     /// Why, for the explanation.
     pub reason: JoinReason,
 }
@@ -142,6 +150,8 @@ pub struct TopologyLinker {
     topology: Arc<Topology>,
     window_nanos: i64,
     index: KeyIndex<ServiceId>,
+    /// Catalog services alerting in each open group.
+    services_of: FxHashMap<GroupId, ServiceSet>,
 }
 
 impl TopologyLinker {
@@ -152,7 +162,19 @@ impl TopologyLinker {
             topology,
             window_nanos,
             index: KeyIndex::default(),
+            services_of: FxHashMap::default(),
         }
+    }
+
+    /// Whether `service` has no alerting dependency in `group` but itself:
+    /// an alert below it would be a deeper cause of what the group shows.
+    fn is_deepest_in(&self, service: ServiceId, group: GroupId) -> bool {
+        self.services_of.get(&group).is_none_or(|alerting| {
+            self.topology
+                .dependencies_set(service)
+                .count_common(alerting)
+                <= 1
+        })
     }
 }
 
@@ -161,19 +183,24 @@ impl Linker for TopologyLinker {
         let ServiceRef::Known(service) = alert.service else {
             return;
         };
-        for &(near, hops) in self.topology.neighbourhood(*service) {
-            for &(group, via, at) in self.index.get(&near) {
+        for near in self.topology.neighbourhood(*service) {
+            for &(group, via, at) in self.index.get(&near.service) {
                 let gap = alert.at.unix_nanos().saturating_sub(at.unix_nanos());
                 if gap > self.window_nanos {
                     continue;
                 }
+                let explains = near.relation == Relation::CalledBy;
+                if explains && !self.is_deepest_in(near.service, group) {
+                    continue;
+                }
                 out.push(Link {
                     group,
-                    rank: u32::from(hops),
+                    rank: u32::from(near.hops),
+                    explains,
                     reason: JoinReason::Topology {
                         via,
-                        via_service: near,
-                        hops,
+                        via_service: near.service,
+                        hops: near.hops,
                         gap_nanos: gap,
                     },
                 });
@@ -184,15 +211,26 @@ impl Linker for TopologyLinker {
     fn joined(&mut self, group: GroupId, alert: &AlertView<'_>) {
         if let ServiceRef::Known(service) = alert.service {
             self.index.add(*service, group, alert);
+            self.services_of
+                .entry(group)
+                .or_insert_with(|| self.topology.empty_set())
+                .insert(*service);
         }
     }
 
     fn merged(&mut self, into: GroupId, from: GroupId) {
         self.index.merge(into, from);
+        if let Some(absorbed) = self.services_of.remove(&from) {
+            self.services_of
+                .entry(into)
+                .or_insert_with(|| self.topology.empty_set())
+                .union_with(&absorbed);
+        }
     }
 
     fn closed(&mut self, group: GroupId) {
         self.index.close(group);
+        self.services_of.remove(&group);
     }
 }
 
@@ -212,6 +250,7 @@ impl Linker for LabelRuleLinker {
             out.push(Link {
                 group,
                 rank: LABEL_RULE_RANK,
+                explains: false,
                 reason: JoinReason::LabelRule {
                     via,
                     gap_nanos: alert.at.unix_nanos().saturating_sub(at.unix_nanos()),

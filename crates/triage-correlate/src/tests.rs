@@ -28,7 +28,7 @@ fn shop() -> Arc<Topology> {
         spec("checkout", &["payment", "cart"], 1, false),
         spec("payment", &["payments-db"], 1, false),
         spec("cart", &["redis"], 2, false),
-        spec("search", &["search-index"], 2, false),
+        spec("search", &["search-index", "redis"], 2, false),
         spec("payments-db", &[], 1, false),
         spec("redis", &[], 2, false),
         spec("search-index", &[], 3, false),
@@ -166,7 +166,7 @@ fn a_fault_and_its_symptoms_become_one_incident_with_the_cause_ranked_first() {
         .map(|a| a.reason.clone())
         .unwrap_or_default();
     assert!(
-        reason.starts_with("payment -> payments-db: 1 hop from payments-db alert"),
+        reason.starts_with("payment -> payments-db: depends on alerting payments-db (1 hop)"),
         "{reason}"
     );
 }
@@ -186,9 +186,9 @@ fn unrelated_services_stay_apart_even_when_they_share_nothing_but_time() {
 
 #[test]
 fn siblings_of_a_shared_dependency_are_not_linked_through_it() {
-    // cart and search both depend on nothing in common except through web;
-    // cart -> redis and search -> search-index: web is 1 hop up from both,
-    // but cart and search are only related via web, which is not alerting.
+    // cart and search both call redis and are both called (indirectly) by
+    // web; neither relation makes them one fault while redis and web are
+    // healthy.
     let cart = alert("HighLatency", "cart", "warning", "a");
     let search = alert("HighLatency", "search", "warning", "a");
     let mut h = Harness::new(Settings::default());
@@ -226,25 +226,25 @@ fn alerts_without_a_catalog_service_group_by_the_label_rule() {
 }
 
 #[test]
-fn an_alert_that_links_two_incidents_merges_them_into_the_older() {
+fn a_cause_below_two_incidents_merges_them_into_the_older() {
     let mut settings = Settings::default();
     settings.declare.min_alerts = 2;
-    let db: Vec<_> = (0..2)
-        .map(|i| alert("PostgresDown", "payments-db", "warning", &format!("{i}")))
+    let cart: Vec<_> = (0..2)
+        .map(|i| alert("HighLatency", "cart", "warning", &format!("{i}")))
         .collect();
-    let redis: Vec<_> = (0..2)
-        .map(|i| alert("RedisDown", "redis", "warning", &format!("{i}")))
+    let search: Vec<_> = (0..2)
+        .map(|i| alert("HighLatency", "search", "warning", &format!("{i}")))
         .collect();
-    let co = alert("HighErrorRate", "checkout", "error", "a");
+    let redis = alert("RedisDown", "redis", "critical", "a");
     let mut h = Harness::new(settings);
     let events = h
         .feed(&[
-            firing(&db[0], 0),
-            firing(&db[1], 1),
-            firing(&redis[0], 2),
-            firing(&redis[1], 3),
+            firing(&cart[0], 0),
+            firing(&cart[1], 1),
+            firing(&search[0], 2),
+            firing(&search[1], 3),
         ])
-        .feed(&[firing(&co, 60)])
+        .feed(&[firing(&redis, 60)])
         .finish();
     let ids = incident_ids(events);
     let merged = events.iter().find(|e| e.merged_into.is_some()).cloned();
@@ -255,7 +255,53 @@ fn an_alert_that_links_two_incidents_merges_them_into_the_older() {
         .cloned()
         .unwrap_or_else(|| panic!("no survivor"));
     assert_eq!(survivor.alert_count, 5);
+    assert_eq!(survivor.root_cause[0].service, "redis");
     assert_eq!(h.engine.stats().distinct_incidents(), 1);
+    let why = survivor
+        .alerts
+        .iter()
+        .find(|a| a.alertname == "RedisDown")
+        .map(|a| a.reason.clone());
+    let why = why.unwrap_or_default();
+    assert!(
+        why.starts_with("cart -> redis: cart depends on it (1 hop), a likelier cause"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_symptom_of_two_incidents_joins_one_and_merges_nothing() {
+    let mut settings = Settings::default();
+    settings.declare.min_alerts = 2;
+    let db: Vec<_> = (0..2)
+        .map(|i| alert("HighErrorRate", "payment", "warning", &format!("{i}")))
+        .collect();
+    let idx: Vec<_> = (0..2)
+        .map(|i| alert("IndexLag", "search-index", "warning", &format!("{i}")))
+        .collect();
+    // web depends on both faults, two hops up from each (through checkout
+    // and search): it is degraded by each, which does not make them one.
+    let web = alert("SLOBurn", "web", "error", "a");
+    let mut h = Harness::new(settings);
+    let events = h
+        .feed(&[
+            firing(&db[0], 0),
+            firing(&db[1], 1),
+            firing(&idx[0], 2),
+            firing(&idx[1], 3),
+        ])
+        .feed(&[firing(&web, 60)])
+        .finish()
+        .to_vec();
+    assert!(events.iter().all(|e| e.merged_into.is_none()));
+    assert_eq!(h.engine.stats().distinct_incidents(), 2);
+    let first = last_of(&events, &incident_ids(&events)[0]).cloned();
+    assert_eq!(
+        first.map(|e| e.alert_count),
+        Some(3),
+        "web joined the older incident"
+    );
+    assert_eq!(h.engine.stats().groups_merged, 0);
 }
 
 #[test]

@@ -29,6 +29,30 @@ impl ServiceId {
     }
 }
 
+/// How a neighbour relates to the service whose neighbourhood it is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Relation {
+    /// The service itself.
+    Same,
+    /// The service depends on the neighbour (the neighbour is below it):
+    /// an alert on the service may be a symptom of the neighbour's fault.
+    Calls,
+    /// The neighbour depends on the service (the neighbour is above it):
+    /// a fault of the service may cause the neighbour's symptoms.
+    CalledBy,
+}
+
+/// A service within `max_hops` of another, in one direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Neighbour {
+    /// The neighbouring service.
+    pub service: ServiceId,
+    /// Which way the dependency path goes.
+    pub relation: Relation,
+    /// Dependency hops on the shortest path that way.
+    pub hops: u8,
+}
+
 /// What a service is, as the scorer reads it.
 #[derive(Clone, Debug)]
 pub struct Service {
@@ -132,7 +156,7 @@ pub struct Topology {
     graph: DiGraph<(), ()>,
     services: Vec<Service>,
     by_name: FxHashMap<Box<str>, ServiceId>,
-    neighbourhoods: Vec<Box<[(ServiceId, u8)]>>,
+    neighbourhoods: Vec<Box<[Neighbour]>>,
     max_hops: u8,
     cycles: Vec<Vec<ServiceId>>,
     closures: Option<Closures>,
@@ -295,9 +319,10 @@ impl Topology {
     }
 
     /// Services reachable from `id` along dependency edges in one direction
-    /// (what it calls, or what calls it) within `max_hops`, with the hop
-    /// count, sorted by id. Includes `id` itself at 0 hops.
-    pub fn neighbourhood(&self, id: ServiceId) -> &[(ServiceId, u8)] {
+    /// (what it calls, or what calls it) within `max_hops`, with the
+    /// direction and hop count, sorted by id. Includes `id` itself at 0
+    /// hops; a service in a cycle with `id` appears once per direction.
+    pub fn neighbourhood(&self, id: ServiceId) -> &[Neighbour] {
         &self.neighbourhoods[id.index()]
     }
 
@@ -454,20 +479,30 @@ impl Topology {
         }
     }
 
-    fn compute_neighbourhood(&self, id: ServiceId) -> Box<[(ServiceId, u8)]> {
-        let mut hops: FxHashMap<u32, u8> = FxHashMap::default();
-        hops.insert(id.0, 0);
-        for direction in [Direction::Outgoing, Direction::Incoming] {
+    fn compute_neighbourhood(&self, id: ServiceId) -> Box<[Neighbour]> {
+        let mut list = vec![Neighbour {
+            service: id,
+            relation: Relation::Same,
+            hops: 0,
+        }];
+        for (direction, relation) in [
+            (Direction::Outgoing, Relation::Calls),
+            (Direction::Incoming, Relation::CalledBy),
+        ] {
             let mut frontier = vec![id.node()];
             let mut seen: FxHashMap<NodeIndex, ()> = FxHashMap::default();
             seen.insert(id.node(), ());
-            for hop in 1..=self.max_hops {
+            for hops in 1..=self.max_hops {
                 let mut next_frontier = Vec::new();
                 for &node in &frontier {
                     for next in self.graph.neighbors_directed(node, direction) {
                         if seen.insert(next, ()).is_none() {
-                            let entry = hops.entry(next.index() as u32).or_insert(hop);
-                            *entry = (*entry).min(hop);
+                            let service = ServiceId(next.index() as u32);
+                            list.push(Neighbour {
+                                service,
+                                relation,
+                                hops,
+                            });
                             next_frontier.push(next);
                         }
                     }
@@ -475,8 +510,6 @@ impl Topology {
                 frontier = next_frontier;
             }
         }
-        let mut list: Vec<(ServiceId, u8)> =
-            hops.into_iter().map(|(i, h)| (ServiceId(i), h)).collect();
         list.sort_unstable();
         list.into_boxed_slice()
     }
@@ -552,7 +585,7 @@ mod tests {
         let around: Vec<(String, u8)> = t
             .neighbourhood(id(&t, "cart"))
             .iter()
-            .map(|&(s, h)| (t.name(s).to_owned(), h))
+            .map(|n| (t.name(n.service).to_owned(), n.hops))
             .collect();
         // cart reaches redis (1 hop down) and checkout, web (up); search
         // shares redis with cart but is not related through it.

@@ -16,5 +16,7 @@
 mod graph;
 mod spec;
 
-pub use graph::{CLOSURE_LIMIT, Service, ServiceId, ServiceSet, Topology, TopologyStats};
+pub use graph::{
+    CLOSURE_LIMIT, Neighbour, Relation, Service, ServiceId, ServiceSet, Topology, TopologyStats,
+};
 pub use spec::{ServiceSpec, TopologyError};
