@@ -14,19 +14,9 @@ use triage_suite::{reference_config, storm};
 
 fn cases(c: &mut Criterion) {
     let config = reference_config();
-    let lines = storm(
-        &config,
-        &StormSpec {
-            pad_to_bytes: 1024,
-            ..StormSpec::default()
-        },
-    );
+    let lines = storm(&config, &StormSpec { pad_to_bytes: 1024, ..StormSpec::default() });
     let limits = DecodeLimits::default();
-    let line = lines
-        .iter()
-        .find(|l| l.starts_with("{\"version\""))
-        .cloned()
-        .unwrap_or_default();
+    let line = lines.iter().find(|l| l.starts_with("{\"version\"")).cloned().unwrap_or_default();
 
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Elements(1));
@@ -35,9 +25,8 @@ fn cases(c: &mut Criterion) {
     });
     let decoded = decode_line(line.as_bytes(), &limits, None).unwrap_or_default();
     if let Some(alert) = decoded.alerts.first() {
-        group.bench_function("fingerprint", |b| {
-            b.iter(|| fingerprint_of(black_box(&alert.labels)))
-        });
+        group
+            .bench_function("fingerprint", |b| b.iter(|| fingerprint_of(black_box(&alert.labels))));
     }
     group.throughput(Throughput::Elements(lines.len() as u64));
     group.sample_size(20);

@@ -32,11 +32,7 @@ fn the_same_storm_gives_the_same_bytes_twice() {
     let config = config();
     let lines = storm(&config, &StormSpec::default());
     let first = replay_lines(&config, &lines, &[]);
-    assert!(
-        first.len() > 5,
-        "the storm declares incidents: {}",
-        first.len()
-    );
+    assert!(first.len() > 5, "the storm declares incidents: {}", first.len());
     assert_eq!(first, replay_lines(&config, &lines, &[]));
 }
 

@@ -63,29 +63,19 @@ pub fn replay_lines(config: &Config, lines: &[String], hooks: &[Hook]) -> Vec<St
         }
     }
     engine.drain(&mut sink);
-    sink.events
-        .iter()
-        .map(|e| serde_json::to_string(e).unwrap_or_default())
-        .collect()
+    sink.events.iter().map(|e| serde_json::to_string(e).unwrap_or_default()).collect()
 }
 
 fn restart(config: &Config, engine: &Correlator) -> Correlator {
     let bytes = serde_json::to_vec(&engine.snapshot()).unwrap_or_else(|e| panic!("snapshot: {e}"));
     let snapshot: Snapshot = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"));
-    Correlator::restore(
-        Arc::clone(&config.settings),
-        Arc::clone(&config.topology),
-        snapshot,
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    Correlator::restore(Arc::clone(&config.settings), Arc::clone(&config.topology), snapshot)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The event time of a generated single-alert line (start when firing, end
 /// when resolved).
 pub fn line_time(line: &str) -> Timestamp {
     let decoded = decode_line(line.as_bytes(), &Default::default(), None).unwrap_or_default();
-    decoded
-        .alerts
-        .first()
-        .map_or(Timestamp::MIN, |a| a.event_time())
+    decoded.alerts.first().map_or(Timestamp::MIN, |a| a.event_time())
 }

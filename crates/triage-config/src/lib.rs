@@ -47,10 +47,7 @@ pub struct InputLimits {
 
 impl Default for InputLimits {
     fn default() -> Self {
-        InputLimits {
-            max_line_bytes: 1 << 20,
-            decode: DecodeLimits::default(),
-        }
+        InputLimits { max_line_bytes: 1 << 20, decode: DecodeLimits::default() }
     }
 }
 
@@ -76,11 +73,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = self.0.len();
-        writeln!(
-            f,
-            "{count} configuration error{}:",
-            if count == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "{count} configuration error{}:", if count == 1 { "" } else { "s" })?;
         for e in &self.0 {
             writeln!(f, "  {e}")?;
         }

@@ -154,7 +154,7 @@ pub struct RawResolve {
 #[serde(deny_unknown_fields)]
 pub struct RawUpdates {
     /// Least time between two `updated` events for material changes.
-    /// Default: 30s.
+    /// Default: 1m.
     pub min_interval: Option<DurationSpec>,
     /// Least time between two `updated` events for other changes.
     /// Default: 5m.
@@ -162,6 +162,8 @@ pub struct RawUpdates {
     /// Membership growth (percent of the last event's) that is material.
     /// Default: 25.
     pub material_growth_percent: Option<u32>,
+    /// ... and in alerts. Default: 5.
+    pub material_growth_min_alerts: Option<u32>,
 }
 
 /// `limits:`
@@ -196,9 +198,6 @@ pub fn parse(text: &str) -> Result<RawConfig, ConfigErrors> {
         return Ok(RawConfig::default());
     }
     serde_saphyr::from_str(text).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            path: "file".to_owned(),
-            message: e.to_string(),
-        }])
+        ConfigErrors(vec![ConfigError { path: "file".to_owned(), message: e.to_string() }])
     })
 }

@@ -18,10 +18,7 @@ struct Errors(Vec<ConfigError>);
 
 impl Errors {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigError {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.0.push(ConfigError { path: path.into(), message: message.into() });
     }
 }
 
@@ -47,21 +44,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         g.max_group_lifetime,
         grouping.max_group_lifetime,
     );
-    grouping.allowed_lateness = g
-        .allowed_lateness
-        .map_or(grouping.allowed_lateness, |d| d.0);
+    grouping.allowed_lateness = g.allowed_lateness.map_or(grouping.allowed_lateness, |d| d.0);
     if grouping.max_group_lifetime < grouping.window {
-        errors.push(
-            "grouping.max_group_lifetime",
-            "must not be shorter than grouping.window",
-        );
+        errors.push("grouping.max_group_lifetime", "must not be shorter than grouping.window");
     }
     if let Some(hops) = g.max_hops {
         if hops > 6 {
-            errors.push(
-                "grouping.max_hops",
-                format!("{hops} is too far to mean related (0..=6)"),
-            );
+            errors.push("grouping.max_hops", format!("{hops} is too far to mean related (0..=6)"));
         }
         grouping.max_hops = hops;
     }
@@ -82,9 +71,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     if let Some(tier) = d.critical_max_tier {
         declare.critical_max_tier = (tier > 0).then_some(tier);
     }
-    declare.critical_user_facing = d
-        .critical_user_facing
-        .unwrap_or(declare.critical_user_facing);
+    declare.critical_user_facing = d.critical_user_facing.unwrap_or(declare.critical_user_facing);
     if let Some(persist) = d.persist_for {
         declare.persist_for = (!persist.0.is_zero()).then_some(persist.0);
     }
@@ -101,19 +88,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     let policy = &mut settings.severity;
     if let Some(weights) = s.tier_weights {
         if weights.is_empty() {
-            errors.push(
-                "severity.tier_weights",
-                "must give a weight for at least tier 1",
-            );
+            errors.push("severity.tier_weights", "must give a weight for at least tier 1");
         }
         policy.tier_weights = weights;
     }
-    policy.user_facing_multiplier = s
-        .user_facing_multiplier
-        .unwrap_or(policy.user_facing_multiplier);
-    for (i, (raw_level, name)) in [(s.p1, "p1"), (s.p2, "p2"), (s.p3, "p3")]
-        .into_iter()
-        .enumerate()
+    policy.user_facing_multiplier =
+        s.user_facing_multiplier.unwrap_or(policy.user_facing_multiplier);
+    for (i, (raw_level, name)) in [(s.p1, "p1"), (s.p2, "p2"), (s.p3, "p3")].into_iter().enumerate()
     {
         policy.levels[i] = level(&mut errors, name, raw_level, policy.levels[i]);
     }
@@ -126,38 +107,21 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         }
     }
 
-    settings.flap.period = positive(
-        &mut errors,
-        "flap.period",
-        raw.flap.period,
-        settings.flap.period,
-    );
-    settings.flap.max_transitions = raw
-        .flap
-        .max_transitions
-        .unwrap_or(settings.flap.max_transitions);
-    settings.quiet_period = raw
-        .resolve
-        .quiet_period
-        .map_or(settings.quiet_period, |d| d.0);
+    settings.flap.period =
+        positive(&mut errors, "flap.period", raw.flap.period, settings.flap.period);
+    settings.flap.max_transitions =
+        raw.flap.max_transitions.unwrap_or(settings.flap.max_transitions);
+    settings.quiet_period = raw.resolve.quiet_period.map_or(settings.quiet_period, |d| d.0);
     let updates = &mut settings.updates;
-    updates.min_interval = raw
-        .updates
-        .min_interval
-        .map_or(updates.min_interval, |d| d.0);
-    updates.refresh_interval = raw
-        .updates
-        .refresh_interval
-        .map_or(updates.refresh_interval, |d| d.0);
-    updates.material_growth_percent = raw
-        .updates
-        .material_growth_percent
-        .unwrap_or(updates.material_growth_percent);
+    updates.min_interval = raw.updates.min_interval.map_or(updates.min_interval, |d| d.0);
+    updates.refresh_interval =
+        raw.updates.refresh_interval.map_or(updates.refresh_interval, |d| d.0);
+    updates.material_growth_percent =
+        raw.updates.material_growth_percent.unwrap_or(updates.material_growth_percent);
+    updates.material_growth_min_alerts =
+        raw.updates.material_growth_min_alerts.unwrap_or(updates.material_growth_min_alerts);
     if updates.refresh_interval < updates.min_interval {
-        errors.push(
-            "updates.refresh_interval",
-            "must not be shorter than updates.min_interval",
-        );
+        errors.push("updates.refresh_interval", "must not be shorter than updates.min_interval");
     }
 
     let l = raw.limits;
@@ -180,9 +144,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         l.max_alerts_listed,
         limits.max_alerts_listed,
     );
-    limits.tombstone_retention = l
-        .tombstone_retention
-        .map_or(limits.tombstone_retention, |d| d.0);
+    limits.tombstone_retention = l.tombstone_retention.map_or(limits.tombstone_retention, |d| d.0);
 
     let input_defaults = InputLimits::default();
     let input = InputLimits {
@@ -303,10 +265,7 @@ fn severity(errors: &mut Errors, path: &str, text: &str, default: AlertSeverity)
         "error" => AlertSeverity::Error,
         "critical" => AlertSeverity::Critical,
         other => {
-            errors.push(
-                path,
-                format!("{other:?} is not one of info, warning, error, critical"),
-            );
+            errors.push(path, format!("{other:?} is not one of info, warning, error, critical"));
             default
         }
     }
@@ -317,11 +276,9 @@ fn level(errors: &mut Errors, name: &str, raw: Option<RawLevel>, default: Level)
     let path = format!("severity.{name}.min_alert_severity");
     Level {
         min_blast_score: raw.min_blast_score.unwrap_or(default.min_blast_score),
-        min_alert_severity: raw
-            .min_alert_severity
-            .map_or(default.min_alert_severity, |s| {
-                severity(errors, &path, &s, default.min_alert_severity)
-            }),
+        min_alert_severity: raw.min_alert_severity.map_or(default.min_alert_severity, |s| {
+            severity(errors, &path, &s, default.min_alert_severity)
+        }),
     }
 }
 
@@ -339,10 +296,7 @@ mod tests {
     #[test]
     fn an_empty_file_gives_the_defaults() {
         let config = crate::parse("").ok();
-        assert_eq!(
-            config.map(|c| (*c.settings).clone()),
-            Some(Settings::default())
-        );
+        assert_eq!(config.map(|c| (*c.settings).clone()), Some(Settings::default()));
     }
 
     #[test]
@@ -354,11 +308,7 @@ mod tests {
         };
         assert_eq!(*config.settings, Settings::default());
         assert_eq!(config.input, InputLimits::default());
-        assert!(
-            config.topology.len() >= 25,
-            "a realistic shop: {}",
-            config.topology.len()
-        );
+        assert!(config.topology.len() >= 25, "a realistic shop: {}", config.topology.len());
     }
 
     #[test]
@@ -407,9 +357,6 @@ severity:
         let config = crate::parse(yaml).ok();
         let warnings = config.map(|c| c.warnings).unwrap_or_default();
         assert_eq!(warnings.len(), 1);
-        assert!(
-            warnings[0].starts_with("dependency cycle: a, b"),
-            "{warnings:?}"
-        );
+        assert!(warnings[0].starts_with("dependency cycle: a, b"), "{warnings:?}");
     }
 }

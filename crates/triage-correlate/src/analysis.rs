@@ -136,16 +136,7 @@ pub fn score(group: &Group, topology: &Topology, settings: &Settings) -> Scoring
         .sum::<u64>()
         + policy.unknown_weight() * unknown.len() as u64;
     let priority = priority_of(score, group.max_severity, settings).0;
-    Scoring {
-        alerting,
-        alerting_set,
-        candidates,
-        in_cycle,
-        impacted,
-        unknown,
-        score,
-        priority,
-    }
+    Scoring { alerting, alerting_set, candidates, in_cycle, impacted, unknown, score, priority }
 }
 
 /// The full analysis of a group: its scoring, the ranked root causes with
@@ -178,14 +169,7 @@ fn rank_root_causes(scoring: &Scoring, topology: &Topology) -> Vec<(ServiceId, f
     let mut ranked: Vec<(ServiceId, usize)> = scoring
         .candidates
         .iter()
-        .map(|&id| {
-            (
-                id,
-                topology
-                    .dependents_set(id)
-                    .count_common(&scoring.alerting_set),
-            )
-        })
+        .map(|&id| (id, topology.dependents_set(id).count_common(&scoring.alerting_set)))
         .collect();
     ranked.sort_by(|a, b| {
         b.1.cmp(&a.1)
@@ -221,11 +205,7 @@ fn render_shape(group: &Group, analysis: &Analysis, topology: &Topology) -> Rend
         services: service_names(group, topology),
         impacted: names(&mut analysis.impacted.iter().copied()),
         user_facing: names(
-            &mut analysis
-                .impacted
-                .iter()
-                .copied()
-                .filter(|&id| topology.service(id).user_facing),
+            &mut analysis.impacted.iter().copied().filter(|&id| topology.service(id).user_facing),
         ),
         root_cause: analysis
             .root_cause
@@ -244,10 +224,7 @@ fn render_shape(group: &Group, analysis: &Analysis, topology: &Topology) -> Rend
 
 fn priority_of(score: u64, severity: AlertSeverity, settings: &Settings) -> (Priority, String) {
     let levels = &settings.severity.levels;
-    for (level, priority) in levels
-        .iter()
-        .zip([Priority::P1, Priority::P2, Priority::P3])
-    {
+    for (level, priority) in levels.iter().zip([Priority::P1, Priority::P2, Priority::P3]) {
         if score >= level.min_blast_score && severity >= level.min_alert_severity {
             let reason = format!(
                 "{priority}: blast radius {score} >= {} and most severe alert {} >= {}",
@@ -287,15 +264,9 @@ pub fn render_event(
 ) -> Option<IncidentEvent> {
     let incident = group.incident.as_ref()?;
     let shape = &analysis.rendered;
-    let mut members: Vec<&AlertState> = group
-        .members
-        .iter()
-        .filter_map(|fp| alerts.get(fp))
-        .collect();
-    let firing = members
-        .iter()
-        .filter(|a| a.status == AlertStatus::Firing)
-        .count();
+    let mut members: Vec<&AlertState> =
+        group.members.iter().filter_map(|fp| alerts.get(fp)).collect();
+    let firing = members.iter().filter(|a| a.status == AlertStatus::Firing).count();
     let listed = members.len().min(settings.limits.max_alerts_listed);
     // Only the listed prefix needs to be in order.
     let order = |a: &&AlertState| (a.starts_at, a.fingerprint);
@@ -335,10 +306,7 @@ pub fn render_event(
         alert_count: members.len() as u32,
         firing_count: firing as u32,
         alerts_omitted: (members.len() - listed) as u32,
-        alerts: members[..listed]
-            .iter()
-            .map(|a| alert_entry(a, topology))
-            .collect(),
+        alerts: members[..listed].iter().map(|a| alert_entry(a, topology)).collect(),
     })
 }
 
@@ -349,12 +317,7 @@ fn sorted(names: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 fn service_names(group: &Group, topology: &Topology) -> Vec<String> {
-    sorted(
-        group
-            .services
-            .keys()
-            .filter_map(|s| service_name(s, topology).map(str::to_owned)),
-    )
+    sorted(group.services.keys().filter_map(|s| service_name(s, topology).map(str::to_owned)))
 }
 
 /// The printable name of a service reference.
@@ -401,10 +364,7 @@ fn title(
         .or_else(|| lead_alertname.map(|n| format!("{n} (no service label)")))
         .unwrap_or_else(|| "unplaced alerts".to_owned());
     let mut title = match resolved_at {
-        Some(at) => format!(
-            "{lead} recovered after {}",
-            human_duration(at.since(group.first_at))
-        ),
+        Some(at) => format!("{lead} recovered after {}", human_duration(at.since(group.first_at))),
         None => format!("{lead} degraded"),
     };
     let _ = write!(title, ": {}", plural(alert_count, "alert"));
@@ -421,11 +381,7 @@ fn title(
 }
 
 fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 /// `1h02m`, `5m30s`, `45s`: short and stable.
@@ -467,10 +423,7 @@ fn catalog_runbooks(analysis: &Analysis, topology: &Topology) -> Vec<String> {
 
 /// The catalog's runbooks, then the alerts' `runbook_url`s, deduplicated.
 fn runbooks(catalog: &[String], members: &[&AlertState]) -> Vec<String> {
-    dedup_urls(
-        members.iter().filter_map(|a| a.runbook.clone()),
-        catalog.to_vec(),
-    )
+    dedup_urls(members.iter().filter_map(|a| a.runbook.clone()), catalog.to_vec())
 }
 
 fn dedup_urls(
@@ -491,16 +444,17 @@ fn dedup_urls(
 fn alert_entry(alert: &AlertState, topology: &Topology) -> AlertEntry {
     AlertEntry {
         fingerprint: alert.fingerprint,
-        alertname: alert.alertname.to_string(),
-        service: service_name(&alert.service, topology).map(str::to_owned),
+        alertname: alert.alertname.clone(),
+        service: match &alert.service {
+            ServiceRef::Known(id) => Some(topology.service(*id).name.clone()),
+            ServiceRef::Unknown(name) => Some(name.clone()),
+            ServiceRef::Absent => None,
+        },
         status: alert.status,
         severity: alert.severity,
         starts_at: alert.starts_at,
         flapping: alert.flapping,
-        reason: alert
-            .reason_text
-            .get_or_init(|| explain_reason(alert, topology).into())
-            .to_string(),
+        reason: alert.reason_text.get_or_init(|| explain_reason(alert, topology).into()).clone(),
     }
 }
 
@@ -508,12 +462,7 @@ fn alert_entry(alert: &AlertState, topology: &Topology) -> AlertEntry {
 pub fn explain_reason(alert: &AlertState, topology: &Topology) -> String {
     match &alert.reason {
         JoinReason::Opened => "first alert of the group".to_owned(),
-        JoinReason::Topology {
-            via,
-            via_service,
-            hops,
-            gap_nanos,
-        } => {
+        JoinReason::Topology { via, via_service, hops, gap_nanos } => {
             let gap = human_duration(Duration::from_nanos(gap_nanos.unsigned_abs()));
             let ServiceRef::Known(own) = alert.service else {
                 return format!("linked to alert {via} by topology");
@@ -523,10 +472,7 @@ pub fn explain_reason(alert: &AlertState, topology: &Topology) -> String {
             // Paths read as call chains, caller first.
             let chain = |from: ServiceId, to: ServiceId| {
                 let names = topology.path(from, to).map(|path| {
-                    path.iter()
-                        .map(|&id| topology.name(id))
-                        .collect::<Vec<_>>()
-                        .join(" -> ")
+                    path.iter().map(|&id| topology.name(id)).collect::<Vec<_>>().join(" -> ")
                 });
                 names.unwrap_or_else(|| topology.name(from).to_owned())
             };

@@ -113,10 +113,7 @@ impl Correlator {
     /// An empty correlator for `partition` (0 when there is only one).
     pub fn new(settings: Arc<Settings>, topology: Arc<Topology>, partition: u32) -> Self {
         let linkers: Vec<Box<dyn Linker>> = vec![
-            Box::new(TopologyLinker::new(
-                topology.clone(),
-                settings.grouping.window,
-            )),
+            Box::new(TopologyLinker::new(topology.clone(), settings.grouping.window)),
             Box::new(LabelRuleLinker::default()),
         ];
         Correlator {
@@ -145,6 +142,12 @@ impl Correlator {
     /// bookkeeping.
     pub fn ingest<S: EventSink>(&mut self, record: &AlertRecord<'_>, position: u64, sink: &mut S) {
         self.stats.observations += 1;
+        if self.is_plain_repeat(record) {
+            // Alertmanager re-sends firing alerts periodically: most traffic
+            // is this. Applied now or after the buffer, it changes nothing.
+            self.stats.duplicates += 1;
+            return;
+        }
         let observation = self.observe(record, position);
         let time = observation.event_time;
         if self.head.is_none_or(|h| time > h) {
@@ -270,15 +273,29 @@ impl Correlator {
 
     // ---- observation ----------------------------------------------------
 
+    /// A firing re-notification of the occurrence already tracked, with the
+    /// same end and runbook: it has no effect whenever it is applied, so it
+    /// need not wait in the buffer (and its time cannot move the clock past
+    /// what the original already did).
+    fn is_plain_repeat(&self, record: &AlertRecord<'_>) -> bool {
+        if record.status != AlertStatus::Firing {
+            return false;
+        }
+        let Some(state) = self.alerts.get(&record.fingerprint) else { return false };
+        let expiry = record.ends_at.filter(|e| *e > record.starts_at);
+        state.starts_at == record.starts_at
+            && state.reported == AlertStatus::Firing
+            && state.expires_at == expiry
+            && record.runbook_url.as_deref() == state.runbook.as_deref()
+            && self.head.is_some_and(|h| record.starts_at <= h)
+    }
+
     fn observe(&mut self, record: &AlertRecord<'_>, position: u64) -> Observation {
         let service = self.resolve_service(record);
         let mut key = Fnv1a64::default();
         for name in &self.settings.grouping.fallback_group_by {
             let value = record.labels.get(name).unwrap_or("");
-            key.write(name.as_bytes())
-                .write(&[0xff])
-                .write(value.as_bytes())
-                .write(&[0xff]);
+            key.write(name.as_bytes()).write(&[0xff]).write(value.as_bytes()).write(&[0xff]);
         }
         let fallback_desc = match service {
             ServiceRef::Known(_) => None,
@@ -385,11 +402,7 @@ impl Correlator {
             }
             TimerKind::TombstoneExpiry => {
                 let fp = Fingerprint(timer.id);
-                if self
-                    .tombstones
-                    .get(&fp)
-                    .is_some_and(|t| t.expires_at <= now)
-                {
+                if self.tombstones.get(&fp).is_some_and(|t| t.expires_at <= now) {
                     self.tombstones.remove(&fp);
                 }
             }
@@ -404,10 +417,7 @@ impl Correlator {
     fn apply<S: EventSink>(&mut self, obs: Observation, now: Timestamp, sink: &mut S) -> bool {
         let fp = obs.fingerprint;
         let Some(state) = self.alerts.get_mut(&fp) else {
-            let known = self
-                .tombstones
-                .get(&fp)
-                .is_some_and(|t| t.starts_at >= obs.starts_at);
+            let known = self.tombstones.get(&fp).is_some_and(|t| t.starts_at >= obs.starts_at);
             match (obs.status, known) {
                 (_, true) => self.stats.duplicates += 1,
                 (AlertStatus::Firing, false) => {
@@ -566,8 +576,7 @@ impl Correlator {
         };
         if let Some(persist) = self.settings.declare.persist_for {
             let at = now.plus(persist);
-            self.timers
-                .schedule(&mut group.timers.persist, at, TimerKind::Persist, id);
+            self.timers.schedule(&mut group.timers.persist, at, TimerKind::Persist, id);
         }
         self.groups.insert(id, group);
         self.joinable += 1;
@@ -597,22 +606,15 @@ impl Correlator {
         group.firing += 1;
         group.last_join_at = now;
         group.first_at = group.first_at.min(alert.starts_at);
-        self.timers
-            .cancel(&mut group.timers.quiet, TimerKind::Quiet, gid);
+        self.timers.cancel(&mut group.timers.quiet, TimerKind::Quiet, gid);
         group.quiet_since = None;
 
         let mut shape_changed = false;
         if alert.service != ServiceRef::Absent {
-            let tally = group
-                .services
-                .entry(alert.service.clone())
-                .or_insert_with(|| {
-                    shape_changed = true;
-                    ServiceTally {
-                        alerts: 0,
-                        first_at: alert.starts_at,
-                    }
-                });
+            let tally = group.services.entry(alert.service.clone()).or_insert_with(|| {
+                shape_changed = true;
+                ServiceTally { alerts: 0, first_at: alert.starts_at }
+            });
             tally.alerts += 1;
             tally.first_at = tally.first_at.min(alert.starts_at);
         }
@@ -628,10 +630,7 @@ impl Correlator {
             && let ServiceRef::Known(id) = alert.service
         {
             let service = self.topology.service(id);
-            let by_tier = settings
-                .declare
-                .critical_max_tier
-                .is_some_and(|t| service.tier <= t);
+            let by_tier = settings.declare.critical_max_tier.is_some_and(|t| service.tier <= t);
             let by_users = settings.declare.critical_user_facing && service.user_facing;
             if by_tier || by_users {
                 group.critical_on = Some(service.name.to_string());
@@ -641,12 +640,7 @@ impl Correlator {
         let window_end = now.plus(settings.grouping.window);
         let life_end = group.opened_at.plus(settings.grouping.max_group_lifetime);
         let close_at = window_end.min(life_end);
-        self.timers.schedule(
-            &mut group.timers.join_close,
-            close_at,
-            TimerKind::JoinClose,
-            gid,
-        );
+        self.timers.schedule(&mut group.timers.join_close, close_at, TimerKind::JoinClose, gid);
 
         let view = AlertView {
             fingerprint: fp,
@@ -671,11 +665,8 @@ impl Correlator {
         if let Some(g) = self.groups.get(&from)
             && g.incident.is_some()
         {
-            let into_id = self
-                .groups
-                .get(&into)
-                .and_then(|g| g.incident.as_ref())
-                .map(|i| i.id.clone());
+            let into_id =
+                self.groups.get(&into).and_then(|g| g.incident.as_ref()).map(|i| i.id.clone());
             self.emit(from, EventKind::Resolved, now, into_id.as_deref(), sink);
             self.stats.incidents_merged += 1;
             if let Some(i) = self.groups.get(&from).and_then(|g| g.incident.as_ref()) {
@@ -693,8 +684,7 @@ impl Correlator {
             self.joinable -= 1;
         }
         let t = &mut absorbed.timers;
-        self.timers
-            .cancel(&mut t.join_close, TimerKind::JoinClose, from);
+        self.timers.cancel(&mut t.join_close, TimerKind::JoinClose, from);
         self.timers.cancel(&mut t.persist, TimerKind::Persist, from);
         self.timers.cancel(&mut t.quiet, TimerKind::Quiet, from);
         self.timers.cancel(&mut t.flush, TimerKind::Flush, from);
@@ -703,10 +693,7 @@ impl Correlator {
             if let Some(alert) = self.alerts.get_mut(fp) {
                 alert.group = into;
                 if *fp == absorbed.opener.0 {
-                    alert.reason = JoinReason::Merged {
-                        via,
-                        was_incident: was_incident.clone(),
-                    };
+                    alert.reason = JoinReason::Merged { via, was_incident: was_incident.clone() };
                 }
             }
         }
@@ -715,10 +702,8 @@ impl Correlator {
         };
         group.members.extend_from_slice(&absorbed.members);
         for (service, tally) in absorbed.services {
-            let entry = group
-                .services
-                .entry(service)
-                .or_insert(ServiceTally { alerts: 0, ..tally });
+            let entry =
+                group.services.entry(service).or_insert(ServiceTally { alerts: 0, ..tally });
             entry.alerts += tally.alerts;
             entry.first_at = entry.first_at.min(tally.first_at);
         }
@@ -728,8 +713,7 @@ impl Correlator {
         group.max_severity = group.max_severity.max(absorbed.max_severity);
         group.critical_on = group.critical_on.take().or(absorbed.critical_on);
         if group.firing > 0 {
-            self.timers
-                .cancel(&mut group.timers.quiet, TimerKind::Quiet, into);
+            self.timers.cancel(&mut group.timers.quiet, TimerKind::Quiet, into);
             group.quiet_since = None;
         }
         self.stats.groups_merged += 1;
@@ -753,8 +737,7 @@ impl Correlator {
         if was_resolved && let Some(group) = self.groups.get_mut(&gid) {
             group.firing += 1;
             group.quiet_since = None;
-            self.timers
-                .cancel(&mut group.timers.quiet, TimerKind::Quiet, gid);
+            self.timers.cancel(&mut group.timers.quiet, TimerKind::Quiet, gid);
             self.after_change(gid, false, now, sink);
         }
     }
@@ -793,8 +776,7 @@ impl Correlator {
         if group.firing == 0 {
             group.quiet_since = Some(now);
             let at = now.plus(self.settings.quiet_period);
-            self.timers
-                .schedule(&mut group.timers.quiet, at, TimerKind::Quiet, gid);
+            self.timers.schedule(&mut group.timers.quiet, at, TimerKind::Quiet, gid);
         }
     }
 
@@ -818,8 +800,7 @@ impl Correlator {
                 self.stats.flapping += 1;
             }
             let at = now.plus(policy.period);
-            self.timers
-                .schedule(&mut state.settle_at, at, TimerKind::FlapSettle, fp.0);
+            self.timers.schedule(&mut state.settle_at, at, TimerKind::FlapSettle, fp.0);
         }
     }
 
@@ -829,12 +810,9 @@ impl Correlator {
         };
         match at {
             Some(at) => {
-                self.timers
-                    .schedule(&mut state.expires_at, at, TimerKind::AlertExpiry, fp.0)
+                self.timers.schedule(&mut state.expires_at, at, TimerKind::AlertExpiry, fp.0)
             }
-            None => self
-                .timers
-                .cancel(&mut state.expires_at, TimerKind::AlertExpiry, fp.0),
+            None => self.timers.cancel(&mut state.expires_at, TimerKind::AlertExpiry, fp.0),
         }
     }
 
@@ -856,10 +834,7 @@ impl Correlator {
             return;
         };
         state.settle_at = None;
-        let stable = state
-            .transitions
-            .back()
-            .is_none_or(|t| t.plus(period) <= now);
+        let stable = state.transitions.back().is_none_or(|t| t.plus(period) <= now);
         if !state.flapping || !stable {
             return;
         }
@@ -887,8 +862,7 @@ impl Correlator {
             return;
         }
         group.joinable = false;
-        self.timers
-            .cancel(&mut group.timers.join_close, TimerKind::JoinClose, gid);
+        self.timers.cancel(&mut group.timers.join_close, TimerKind::JoinClose, gid);
         self.joinable -= 1;
         for linker in &mut self.linkers {
             linker.closed(gid);
@@ -954,14 +928,9 @@ impl Correlator {
             let Some(mut alert) = self.alerts.remove(&fp) else {
                 continue;
             };
-            self.timers
-                .cancel(&mut alert.expires_at, TimerKind::AlertExpiry, fp.0);
-            self.timers
-                .cancel(&mut alert.settle_at, TimerKind::FlapSettle, fp.0);
-            let tombstone = Tombstone {
-                starts_at: alert.starts_at,
-                expires_at,
-            };
+            self.timers.cancel(&mut alert.expires_at, TimerKind::AlertExpiry, fp.0);
+            self.timers.cancel(&mut alert.settle_at, TimerKind::FlapSettle, fp.0);
+            let tombstone = Tombstone { starts_at: alert.starts_at, expires_at };
             self.tombstones.insert(fp, tombstone);
             self.timers.insert(Timer {
                 at: expires_at,
@@ -998,6 +967,7 @@ impl Correlator {
             }
         }
         let updates = &self.settings.updates;
+        let quiet_period = self.settings.quiet_period;
         let Some(group) = self.groups.get_mut(&gid) else {
             return;
         };
@@ -1008,21 +978,23 @@ impl Correlator {
         // service already listed, one of many alerts resolving) only
         // refreshes the snapshot now and then.
         let members = group.members.len() as u64;
-        let grown = members * 100
-            >= u64::from(incident.emitted_alerts)
-                * (100 + u64::from(updates.material_growth_percent));
-        let quiet_flipped = (group.firing == 0) != (incident.emitted_firing == 0);
-        let material = shape_changed || grown || quiet_flipped;
-        let delay = if material {
-            updates.min_interval
-        } else {
-            updates.refresh_interval
-        };
-        let at = incident.last_emitted_at.plus(delay).max(now);
+        let emitted = u64::from(incident.emitted_alerts);
+        let grown = members * 100 >= emitted * (100 + u64::from(updates.material_growth_percent))
+            && members >= emitted + u64::from(updates.material_growth_min_alerts);
+        // Firing again after all alerts went quiet is news; going quiet is
+        // not (resolution follows after the quiet period).
+        let relapsed = group.firing > 0 && incident.emitted_firing == 0;
+        let material = shape_changed || grown || relapsed;
+        let delay = if material { updates.min_interval } else { updates.refresh_interval };
+        let mut at = incident.last_emitted_at.plus(delay).max(now);
+        if !material && let Some(quiet_since) = group.quiet_since {
+            // All quiet: the resolution at the end of the quiet period will
+            // carry these changes, unless something fires again first.
+            at = at.max(quiet_since.plus(quiet_period));
+        }
         incident.dirty = true;
         if group.timers.flush.is_none_or(|scheduled| at < scheduled) {
-            self.timers
-                .schedule(&mut group.timers.flush, at, TimerKind::Flush, gid);
+            self.timers.schedule(&mut group.timers.flush, at, TimerKind::Flush, gid);
         }
     }
 
@@ -1030,10 +1002,7 @@ impl Correlator {
         let policy = &self.settings.declare;
         let alerts = group.members.len();
         if alerts >= policy.min_alerts as usize {
-            return Some(format!(
-                "{alerts} alerts (min_alerts {})",
-                policy.min_alerts
-            ));
+            return Some(format!("{alerts} alerts (min_alerts {})", policy.min_alerts));
         }
         let services = group.services.len();
         if services >= policy.min_services as usize {
@@ -1042,10 +1011,7 @@ impl Correlator {
                 policy.min_services
             ));
         }
-        group
-            .critical_on
-            .as_ref()
-            .map(|s| format!("critical alert on {s}"))
+        group.critical_on.as_ref().map(|s| format!("critical alert on {s}"))
     }
 
     fn declare<S: EventSink>(
@@ -1063,8 +1029,7 @@ impl Correlator {
         let Some(group) = self.groups.get_mut(&gid) else {
             return;
         };
-        self.timers
-            .cancel(&mut group.timers.persist, TimerKind::Persist, gid);
+        self.timers.cancel(&mut group.timers.persist, TimerKind::Persist, gid);
         group.incident = Some(Incident {
             id,
             version: 1,
@@ -1099,11 +1064,8 @@ impl Correlator {
     }
 
     fn emit_update<S: EventSink>(&mut self, gid: GroupId, now: Timestamp, sink: &mut S) {
-        let dirty = self
-            .groups
-            .get(&gid)
-            .and_then(|g| g.incident.as_ref())
-            .is_some_and(|i| i.dirty);
+        let dirty =
+            self.groups.get(&gid).and_then(|g| g.incident.as_ref()).is_some_and(|i| i.dirty);
         if dirty {
             self.emit(gid, EventKind::Updated, now, None, sink);
         }
@@ -1161,8 +1123,7 @@ impl Correlator {
         incident.last_emitted_at = now;
         incident.emitted_alerts = group.members.len() as u32;
         incident.emitted_firing = group.firing;
-        self.timers
-            .cancel(&mut group.timers.flush, TimerKind::Flush, gid);
+        self.timers.cancel(&mut group.timers.flush, TimerKind::Flush, gid);
         if kind == EventKind::Updated {
             self.stats.incidents_updated += 1;
         }
@@ -1181,19 +1142,9 @@ impl Correlator {
         let Some(group) = self.groups.get(&gid) else {
             return;
         };
-        let header = EventHeader {
-            kind,
-            at,
-            merged_into,
-        };
-        let event = render_event(
-            &header,
-            group,
-            &self.alerts,
-            analysis,
-            &self.topology,
-            &self.settings,
-        );
+        let header = EventHeader { kind, at, merged_into };
+        let event =
+            render_event(&header, group, &self.alerts, analysis, &self.topology, &self.settings);
         if let Some(event) = event {
             sink.incident(event);
         }

@@ -77,10 +77,7 @@ struct KeyIndex<K> {
 
 impl<K> Default for KeyIndex<K> {
     fn default() -> Self {
-        KeyIndex {
-            by_key: FxHashMap::default(),
-            keys_of: FxHashMap::default(),
-        }
+        KeyIndex { by_key: FxHashMap::default(), keys_of: FxHashMap::default() }
     }
 }
 
@@ -170,10 +167,7 @@ impl TopologyLinker {
     /// an alert below it would be a deeper cause of what the group shows.
     fn is_deepest_in(&self, service: ServiceId, group: GroupId) -> bool {
         self.services_of.get(&group).is_none_or(|alerting| {
-            self.topology
-                .dependencies_set(service)
-                .count_common(alerting)
-                <= 1
+            self.topology.dependencies_set(service).count_common(alerting) <= 1
         })
     }
 }

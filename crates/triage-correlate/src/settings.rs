@@ -93,11 +93,7 @@ impl SeverityPolicy {
     pub fn weight(&self, tier: u8, user_facing: bool) -> u64 {
         let index = usize::from(tier.max(1) - 1).min(self.tier_weights.len().saturating_sub(1));
         let base = self.tier_weights.get(index).copied().unwrap_or(1);
-        if user_facing {
-            base * self.user_facing_multiplier
-        } else {
-            base
-        }
+        if user_facing { base * self.user_facing_multiplier } else { base }
     }
 
     /// Weight of an alerting service that is not in the catalog: the least
@@ -119,10 +115,11 @@ pub struct FlapPolicy {
 }
 
 /// Delta-aware updates. Escalations are sent at once; material changes
-/// (alerting services, root cause, most severe alert, all alerts quiet or
-/// firing again, membership grown by `material_growth_percent`) at most
-/// every `min_interval`; other changes refresh the snapshot at most every
-/// `refresh_interval`. Changes in between are coalesced.
+/// (alerting services, root cause, most severe alert, firing again after
+/// all alerts were quiet, membership grown by `material_growth_percent` and by at
+/// least `material_growth_min_alerts`) at most every `min_interval`; other
+/// changes refresh the snapshot at most every `refresh_interval`. Changes
+/// in between are coalesced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UpdatePolicy {
     /// Least event time between two events for material changes.
@@ -131,6 +128,8 @@ pub struct UpdatePolicy {
     pub refresh_interval: Duration,
     /// Membership growth, in percent of the last event's, that is material.
     pub material_growth_percent: u32,
+    /// ... and in alerts, so small incidents do not update on every alert.
+    pub material_growth_min_alerts: u32,
 }
 
 /// Bounds on state. When one is reached the engine degrades as documented
@@ -154,9 +153,7 @@ pub struct Limits {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            service_labels: ["service", "app", "job", "container"]
-                .map(String::from)
-                .to_vec(),
+            service_labels: ["service", "app", "job", "container"].map(String::from).to_vec(),
             grouping: Grouping {
                 window: Duration::from_secs(5 * 60),
                 max_group_lifetime: Duration::from_secs(2 * 3600),
@@ -176,29 +173,18 @@ impl Default for Settings {
                 tier_weights: vec![10, 3, 1],
                 user_facing_multiplier: 2,
                 levels: [
-                    Level {
-                        min_blast_score: 40,
-                        min_alert_severity: AlertSeverity::Critical,
-                    },
-                    Level {
-                        min_blast_score: 15,
-                        min_alert_severity: AlertSeverity::Error,
-                    },
-                    Level {
-                        min_blast_score: 5,
-                        min_alert_severity: AlertSeverity::Info,
-                    },
+                    Level { min_blast_score: 40, min_alert_severity: AlertSeverity::Critical },
+                    Level { min_blast_score: 15, min_alert_severity: AlertSeverity::Error },
+                    Level { min_blast_score: 5, min_alert_severity: AlertSeverity::Info },
                 ],
             },
-            flap: FlapPolicy {
-                period: Duration::from_secs(10 * 60),
-                max_transitions: 4,
-            },
+            flap: FlapPolicy { period: Duration::from_secs(10 * 60), max_transitions: 4 },
             quiet_period: Duration::from_secs(5 * 60),
             updates: UpdatePolicy {
-                min_interval: Duration::from_secs(30),
+                min_interval: Duration::from_secs(60),
                 refresh_interval: Duration::from_secs(5 * 60),
                 material_growth_percent: 25,
+                material_growth_min_alerts: 5,
             },
             limits: Limits {
                 max_open_groups: 10_000,

@@ -57,10 +57,7 @@ impl fmt::Display for RestoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RestoreError::Format(v) => {
-                write!(
-                    f,
-                    "snapshot format {v} is not supported (expected {SNAPSHOT_FORMAT})"
-                )
+                write!(f, "snapshot format {v} is not supported (expected {SNAPSHOT_FORMAT})")
             }
             RestoreError::TopologyChanged => {
                 f.write_str("the service catalog changed since the snapshot was taken")
@@ -82,11 +79,7 @@ impl Snapshot {
         Snapshot {
             format: SNAPSHOT_FORMAT,
             partition: c.partition,
-            services: c
-                .topology
-                .ids()
-                .map(|id| c.topology.name(id).to_owned())
-                .collect(),
+            services: c.topology.ids().map(|id| c.topology.name(id).to_owned()).collect(),
             head: c.head,
             watermark: c.watermark,
             next_seq: c.next_seq,
@@ -104,10 +97,7 @@ impl Snapshot {
             return Err(RestoreError::Format(self.format));
         }
         let same_catalog = self.services.len() == c.topology.len()
-            && c.topology
-                .ids()
-                .zip(&self.services)
-                .all(|(id, name)| c.topology.name(id) == name);
+            && c.topology.ids().zip(&self.services).all(|(id, name)| c.topology.name(id) == name);
         if !same_catalog {
             return Err(RestoreError::TopologyChanged);
         }
@@ -124,11 +114,7 @@ impl Snapshot {
         c.next_seq = self.next_seq;
         c.next_group = self.next_group;
         c.pending = self.pending.into_iter().collect();
-        c.alerts = self
-            .alerts
-            .into_iter()
-            .map(|a| (a.fingerprint, a))
-            .collect();
+        c.alerts = self.alerts.into_iter().map(|a| (a.fingerprint, a)).collect();
         c.tombstones = self.tombstones.into_iter().collect();
         c.joinable = self.groups.iter().filter(|g| g.joinable).count();
         c.groups = self.groups.into_iter().map(|g| (g.id, g)).collect();

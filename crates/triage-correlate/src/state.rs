@@ -260,11 +260,7 @@ impl Timers {
     /// Takes the earliest timer due strictly before `limit`.
     pub fn pop_before(&mut self, limit: Timestamp) -> Option<Timer> {
         let first = *self.set.first()?;
-        if first.at < limit {
-            self.set.pop_first()
-        } else {
-            None
-        }
+        if first.at < limit { self.set.pop_first() } else { None }
     }
 
     /// Number of pending timers.

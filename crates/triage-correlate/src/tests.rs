@@ -67,11 +67,7 @@ fn firing(labels: &Labels<'static>, start: i64) -> AlertRecord<'static> {
 }
 
 fn resolved(labels: &Labels<'static>, start: i64, end: i64) -> AlertRecord<'static> {
-    AlertRecord {
-        status: AlertStatus::Resolved,
-        ends_at: Some(at(end)),
-        ..firing(labels, start)
-    }
+    AlertRecord { status: AlertStatus::Resolved, ends_at: Some(at(end)), ..firing(labels, start) }
 }
 
 struct Harness {
@@ -119,13 +115,9 @@ fn incident_ids(events: &[IncidentEvent]) -> Vec<String> {
 fn re_notifications_of_a_firing_alert_are_deduplicated() {
     let db = alert("PostgresDown", "payments-db", "warning", "a");
     let mut h = Harness::new(Settings::default());
-    h.feed(&[firing(&db, 0), firing(&db, 0), firing(&db, 0)])
-        .finish();
+    h.feed(&[firing(&db, 0), firing(&db, 0), firing(&db, 0)]).finish();
     let stats = h.engine.stats();
-    assert_eq!(
-        (stats.unique_alerts, stats.duplicates, stats.groups_opened),
-        (1, 2, 1)
-    );
+    assert_eq!((stats.unique_alerts, stats.duplicates, stats.groups_opened), (1, 2, 1));
 }
 
 #[test]
@@ -135,35 +127,22 @@ fn a_fault_and_its_symptoms_become_one_incident_with_the_cause_ranked_first() {
     let co = alert("HighErrorRate", "checkout", "error", "a");
     let web = alert("SLOBurn", "web", "error", "a");
     let mut h = Harness::new(Settings::default());
-    let events = h
-        .feed(&[
-            firing(&db, 0),
-            firing(&pay, 20),
-            firing(&co, 45),
-            firing(&web, 60),
-        ])
-        .finish();
+    let events =
+        h.feed(&[firing(&db, 0), firing(&pay, 20), firing(&co, 45), firing(&web, 60)]).finish();
     assert_eq!(incident_ids(events).len(), 1, "{events:#?}");
     assert_eq!(events[0].event, EventKind::Declared);
     let last = &events[events.len() - 1];
     assert_eq!(last.alert_count, 4);
     assert_eq!(last.root_cause[0].service, "payments-db");
-    assert_eq!(
-        last.root_cause.len(),
-        1,
-        "symptoms depend on an alerting service"
-    );
+    assert_eq!(last.root_cause.len(), 1, "symptoms depend on an alerting service");
     assert_eq!(last.blast_radius.user_facing, ["web"]);
-    assert_eq!(
-        last.title,
-        "web degraded: 4 alerts on 4 services, likely cause payments-db"
-    );
+    assert_eq!(last.title, "web degraded: 4 alerts on 4 services, likely cause payments-db");
     assert_eq!(last.owners[0], "team-payments-db");
     let reason = &last
         .alerts
         .iter()
-        .find(|a| a.alertname == "HighErrorRate" && a.service.as_deref() == Some("payment"))
-        .map(|a| a.reason.clone())
+        .find(|a| &*a.alertname == "HighErrorRate" && a.service.as_deref() == Some("payment"))
+        .map(|a| a.reason.to_string())
         .unwrap_or_default();
     assert!(
         reason.starts_with("payment -> payments-db: depends on alerting payments-db (1 hop)"),
@@ -178,10 +157,7 @@ fn unrelated_services_stay_apart_even_when_they_share_nothing_but_time() {
     let mut h = Harness::new(Settings::default());
     h.feed(&[firing(&db, 0), firing(&idx, 5)]).finish();
     assert_eq!(h.engine.stats().groups_opened, 2);
-    assert!(
-        h.sink.events.is_empty(),
-        "two single warnings declare nothing"
-    );
+    assert!(h.sink.events.is_empty(), "two single warnings declare nothing");
 }
 
 #[test]
@@ -199,29 +175,19 @@ fn siblings_of_a_shared_dependency_are_not_linked_through_it() {
 #[test]
 fn alerts_without_a_catalog_service_group_by_the_label_rule() {
     let mut h = Harness::new(Settings::default());
-    let nodes: Vec<_> = (0..6)
-        .map(|i| alert("NodeClockSkew", "", "warning", &format!("n{i}")))
-        .collect();
-    let records: Vec<_> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, l)| firing(l, i as i64 * 10))
-        .collect();
+    let nodes: Vec<_> =
+        (0..6).map(|i| alert("NodeClockSkew", "", "warning", &format!("n{i}"))).collect();
+    let records: Vec<_> = nodes.iter().enumerate().map(|(i, l)| firing(l, i as i64 * 10)).collect();
     let events = h.feed(&records).finish();
     assert_eq!(incident_ids(events).len(), 1);
     let last = &events[events.len() - 1];
     assert_eq!(last.alert_count, 6);
     assert!(
-        last.title
-            .starts_with("NodeClockSkew (no service label) degraded: 6 alerts"),
+        last.title.starts_with("NodeClockSkew (no service label) degraded: 6 alerts"),
         "{}",
         last.title
     );
-    assert!(
-        last.alerts[1]
-            .reason
-            .contains("same alertname=\"NodeClockSkew\", cluster=\"eu-1\"")
-    );
+    assert!(last.alerts[1].reason.contains("same alertname=\"NodeClockSkew\", cluster=\"eu-1\""));
     assert_eq!(last.declared_reason, "5 alerts (min_alerts 5)");
 }
 
@@ -229,12 +195,10 @@ fn alerts_without_a_catalog_service_group_by_the_label_rule() {
 fn a_cause_below_two_incidents_merges_them_into_the_older() {
     let mut settings = Settings::default();
     settings.declare.min_alerts = 2;
-    let cart: Vec<_> = (0..2)
-        .map(|i| alert("HighLatency", "cart", "warning", &format!("{i}")))
-        .collect();
-    let search: Vec<_> = (0..2)
-        .map(|i| alert("HighLatency", "search", "warning", &format!("{i}")))
-        .collect();
+    let cart: Vec<_> =
+        (0..2).map(|i| alert("HighLatency", "cart", "warning", &format!("{i}"))).collect();
+    let search: Vec<_> =
+        (0..2).map(|i| alert("HighLatency", "search", "warning", &format!("{i}"))).collect();
     let redis = alert("RedisDown", "redis", "critical", "a");
     let mut h = Harness::new(settings);
     let events = h
@@ -251,17 +215,12 @@ fn a_cause_below_two_incidents_merges_them_into_the_older() {
     let merged = merged.unwrap_or_else(|| panic!("no merge in {events:#?}"));
     assert_eq!(merged.event, EventKind::Resolved);
     assert_eq!(merged.merged_into.as_deref(), Some(ids[0].as_str()));
-    let survivor = last_of(events, &ids[0])
-        .cloned()
-        .unwrap_or_else(|| panic!("no survivor"));
+    let survivor = last_of(events, &ids[0]).cloned().unwrap_or_else(|| panic!("no survivor"));
     assert_eq!(survivor.alert_count, 5);
     assert_eq!(survivor.root_cause[0].service, "redis");
     assert_eq!(h.engine.stats().distinct_incidents(), 1);
-    let why = survivor
-        .alerts
-        .iter()
-        .find(|a| a.alertname == "RedisDown")
-        .map(|a| a.reason.clone());
+    let why =
+        survivor.alerts.iter().find(|a| &*a.alertname == "RedisDown").map(|a| a.reason.to_string());
     let why = why.unwrap_or_default();
     assert!(
         why.starts_with("cart -> redis: cart depends on it (1 hop), a likelier cause"),
@@ -273,34 +232,23 @@ fn a_cause_below_two_incidents_merges_them_into_the_older() {
 fn a_symptom_of_two_incidents_joins_one_and_merges_nothing() {
     let mut settings = Settings::default();
     settings.declare.min_alerts = 2;
-    let db: Vec<_> = (0..2)
-        .map(|i| alert("HighErrorRate", "payment", "warning", &format!("{i}")))
-        .collect();
-    let idx: Vec<_> = (0..2)
-        .map(|i| alert("IndexLag", "search-index", "warning", &format!("{i}")))
-        .collect();
+    let db: Vec<_> =
+        (0..2).map(|i| alert("HighErrorRate", "payment", "warning", &format!("{i}"))).collect();
+    let idx: Vec<_> =
+        (0..2).map(|i| alert("IndexLag", "search-index", "warning", &format!("{i}"))).collect();
     // web depends on both faults, two hops up from each (through checkout
     // and search): it is degraded by each, which does not make them one.
     let web = alert("SLOBurn", "web", "error", "a");
     let mut h = Harness::new(settings);
     let events = h
-        .feed(&[
-            firing(&db[0], 0),
-            firing(&db[1], 1),
-            firing(&idx[0], 2),
-            firing(&idx[1], 3),
-        ])
+        .feed(&[firing(&db[0], 0), firing(&db[1], 1), firing(&idx[0], 2), firing(&idx[1], 3)])
         .feed(&[firing(&web, 60)])
         .finish()
         .to_vec();
     assert!(events.iter().all(|e| e.merged_into.is_none()));
     assert_eq!(h.engine.stats().distinct_incidents(), 2);
     let first = last_of(&events, &incident_ids(&events)[0]).cloned();
-    assert_eq!(
-        first.map(|e| e.alert_count),
-        Some(3),
-        "web joined the older incident"
-    );
+    assert_eq!(first.map(|e| e.alert_count), Some(3), "web joined the older incident");
     assert_eq!(h.engine.stats().groups_merged, 0);
 }
 
@@ -308,9 +256,8 @@ fn a_symptom_of_two_incidents_joins_one_and_merges_nothing() {
 fn severity_escalates_at_once_and_never_drops() {
     let mut settings = Settings::default();
     settings.declare.min_alerts = 2;
-    let idx: Vec<_> = (0..2)
-        .map(|i| alert("IndexLag", "search-index", "warning", &format!("{i}")))
-        .collect();
+    let idx: Vec<_> =
+        (0..2).map(|i| alert("IndexLag", "search-index", "warning", &format!("{i}"))).collect();
     let web = alert("SLOBurn", "web", "critical", "a");
     let mut h = Harness::new(settings);
     h.feed(&[firing(&idx[0], 0), firing(&idx[1], 1)]);
@@ -318,19 +265,10 @@ fn severity_escalates_at_once_and_never_drops() {
     let declared = h.sink.events[0].severity;
     h.feed(&[firing(&web, 100)]);
     h.engine.advance_to(at(140), &mut h.sink);
-    let escalation = h
-        .sink
-        .events
-        .iter()
-        .find(|e| e.severity.is_above(declared))
-        .cloned();
+    let escalation = h.sink.events.iter().find(|e| e.severity.is_above(declared)).cloned();
     let escalation = escalation.unwrap_or_else(|| panic!("no escalation: {:#?}", h.sink.events));
     assert_eq!(escalation.event, EventKind::Updated);
-    assert_eq!(
-        escalation.at,
-        at(100),
-        "sent when the critical alert was placed, not coalesced"
-    );
+    assert_eq!(escalation.at, at(100), "sent when the critical alert was placed, not coalesced");
     assert_eq!(escalation.severity, Priority::P2);
     let events = h.feed(&[resolved(&web, 100, 150)]).drain().to_vec();
     assert!(
@@ -348,26 +286,14 @@ fn an_incident_resolves_after_its_alerts_stay_quiet_for_the_quiet_period() {
     let a = alert("PostgresDown", "payments-db", "warning", "a");
     let b = alert("PostgresDown", "payments-db", "warning", "b");
     let mut h = Harness::new(settings);
-    h.feed(&[
-        firing(&a, 0),
-        firing(&b, 1),
-        resolved(&a, 0, 100),
-        resolved(&b, 1, 120),
-    ]);
+    h.feed(&[firing(&a, 0), firing(&b, 1), resolved(&a, 0, 100), resolved(&b, 1, 120)]);
     h.engine.advance_to(at(120 + 300 + 30), &mut h.sink);
-    assert!(
-        h.sink.events.iter().all(|e| e.event != EventKind::Resolved),
-        "quiet period not over"
-    );
+    assert!(h.sink.events.iter().all(|e| e.event != EventKind::Resolved), "quiet period not over");
     h.engine.advance_to(at(120 + 300 + 31), &mut h.sink);
     let last = h.sink.events.last().cloned();
     assert_eq!(last.as_ref().map(|e| e.event), Some(EventKind::Resolved));
     assert_eq!(last.and_then(|e| e.resolved_at), Some(at(420)));
-    assert_eq!(
-        h.engine.active_alerts(),
-        0,
-        "resolved incidents free their alerts"
-    );
+    assert_eq!(h.engine.active_alerts(), 0, "resolved incidents free their alerts");
 }
 
 #[test]
@@ -376,9 +302,7 @@ fn a_refire_inside_the_quiet_period_keeps_the_incident_open() {
     settings.declare.min_alerts = 1;
     let a = alert("PostgresDown", "payments-db", "warning", "a");
     let mut h = Harness::new(settings);
-    let events = h
-        .feed(&[firing(&a, 0), resolved(&a, 0, 60), firing(&a, 200)])
-        .drain();
+    let events = h.feed(&[firing(&a, 0), resolved(&a, 0, 60), firing(&a, 200)]).drain();
     assert!(events.iter().all(|e| e.event != EventKind::Resolved));
     assert_eq!(h.engine.stats().refired, 1);
     assert_eq!(h.engine.stats().groups_opened, 1);
@@ -400,18 +324,9 @@ fn a_flapping_alert_is_kept_firing_in_one_group_until_it_settles() {
     h.engine.advance_to(at(600), &mut h.sink);
     assert_eq!(h.engine.stats().flapping, 1);
     assert_eq!(h.engine.stats().groups_opened, 1);
-    let last = h
-        .sink
-        .events
-        .last()
-        .cloned()
-        .unwrap_or_else(|| panic!("declared"));
+    let last = h.sink.events.last().cloned().unwrap_or_else(|| panic!("declared"));
     assert!(last.alerts[0].flapping);
-    assert_eq!(
-        last.alerts[0].status,
-        AlertStatus::Firing,
-        "damped while flapping"
-    );
+    assert_eq!(last.alerts[0].status, AlertStatus::Firing, "damped while flapping");
     // Stable (resolved) for a full period: it resolves, then the incident.
     let events = h.drain();
     assert_eq!(events.last().map(|e| e.event), Some(EventKind::Resolved));
@@ -421,14 +336,10 @@ fn a_flapping_alert_is_kept_firing_in_one_group_until_it_settles() {
 fn a_group_stops_growing_at_its_lifetime_so_late_alerts_open_a_new_one() {
     let mut settings = Settings::default();
     settings.grouping.max_group_lifetime = Duration::from_secs(1800);
-    let labels: Vec<_> = (0..12)
-        .map(|i| alert("HighLatency", "payment", "warning", &format!("{i}")))
-        .collect();
-    let records: Vec<_> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| firing(l, i as i64 * 240))
-        .collect();
+    let labels: Vec<_> =
+        (0..12).map(|i| alert("HighLatency", "payment", "warning", &format!("{i}"))).collect();
+    let records: Vec<_> =
+        labels.iter().enumerate().map(|(i, l)| firing(l, i as i64 * 240)).collect();
     let mut h = Harness::new(settings);
     h.feed(&records).finish();
     // 12 alerts 4 minutes apart: the window (5m) would chain them all; the
@@ -440,9 +351,8 @@ fn a_group_stops_growing_at_its_lifetime_so_late_alerts_open_a_new_one() {
 fn alerts_beyond_capacity_are_dropped_and_reported_not_lost_silently() {
     let mut settings = Settings::default();
     settings.limits.max_active_alerts = 2;
-    let labels: Vec<_> = (0..3)
-        .map(|i| alert("X", "payment", "warning", &format!("{i}")))
-        .collect();
+    let labels: Vec<_> =
+        (0..3).map(|i| alert("X", "payment", "warning", &format!("{i}"))).collect();
     let records: Vec<_> = labels.iter().map(|l| firing(l, 0)).collect();
     let mut h = Harness::new(settings);
     h.feed(&records).finish();
@@ -459,9 +369,7 @@ fn incident_ids_derive_from_the_partition_and_the_opening_alert() {
         let mut sink = CollectingSink::default();
         engine.ingest(&firing(&a, 0), 0, &mut sink);
         engine.finish(&mut sink);
-        sink.events
-            .first()
-            .map(|e| (e.incident_id.clone(), e.event_id.clone()))
+        sink.events.first().map(|e| (e.incident_id.clone(), e.event_id.clone()))
     };
     let (id, event_id) = run(0).unwrap_or_default();
     assert_eq!(run(0), Some((id.clone(), event_id.clone())));
@@ -477,21 +385,14 @@ fn a_snapshot_restores_a_correlator_that_continues_identically() {
     let co = alert("HighErrorRate", "checkout", "error", "a");
     // The cut falls after the first two alerts have left the reorder buffer.
     let head = [firing(&db, 0), firing(&pay, 20), firing(&co, 90)];
-    let tail = [
-        resolved(&db, 0, 400),
-        resolved(&pay, 20, 420),
-        resolved(&co, 90, 430),
-    ];
+    let tail = [resolved(&db, 0, 400), resolved(&pay, 20, 420), resolved(&co, 90, 430)];
     let mut straight = Harness::new(Settings::default());
     let all: Vec<_> = head.iter().chain(&tail).cloned().collect();
     let expected = straight.feed(&all).drain().to_vec();
 
     let mut first = Harness::new(Settings::default());
     first.feed(&head);
-    assert!(
-        first.engine.open_groups() > 0,
-        "the snapshot must hold groups"
-    );
+    assert!(first.engine.open_groups() > 0, "the snapshot must hold groups");
     let bytes = serde_json::to_vec(&first.engine.snapshot()).unwrap_or_else(|e| panic!("{e}"));
     let snapshot = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"));
     let engine = Correlator::restore(Arc::new(Settings::default()), shop(), snapshot);
@@ -501,10 +402,17 @@ fn a_snapshot_restores_a_correlator_that_continues_identically() {
     };
     let mut got = first.sink.events.clone();
     for (i, r) in tail.iter().enumerate() {
-        second
-            .engine
-            .ingest(r, (head.len() + i) as u64, &mut second.sink);
+        second.engine.ingest(r, (head.len() + i) as u64, &mut second.sink);
     }
     got.extend(second.drain().iter().cloned());
     assert_eq!(got, expected);
+}
+
+#[test]
+fn a_fresh_correlator_snapshots_and_restores() {
+    let engine = Correlator::new(Arc::new(Settings::default()), shop(), 3);
+    let bytes = serde_json::to_vec(&engine.snapshot()).unwrap_or_else(|e| panic!("{e}"));
+    let snapshot = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let restored = Correlator::restore(Arc::new(Settings::default()), shop(), snapshot);
+    assert!(restored.is_ok_and(|c| c.head().is_none()));
 }

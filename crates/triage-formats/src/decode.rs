@@ -28,10 +28,7 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        DecodeLimits {
-            max_labels: 128,
-            max_label_bytes: 4096,
-        }
+        DecodeLimits { max_labels: 128, max_label_bytes: 4096 }
     }
 }
 
@@ -61,10 +58,18 @@ pub fn decode_line<'a>(
     limits: &DecodeLimits,
     clock: Option<Timestamp>,
 ) -> Result<DecodedLine<'a>, DecodeError> {
+    // Validating UTF-8 once up front is faster than string by string, and
+    // lets serde_json read from `&str` without checking again.
+    let text = std::str::from_utf8(line).map_err(|e| {
+        DecodeError::new(
+            RejectReason::Json,
+            format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()),
+        )
+    })?;
     let first = line.iter().copied().find(|b| !b.is_ascii_whitespace());
     let raw_alerts = match first {
-        Some(b'[') => serde_json::from_slice::<Vec<RawAlert<'a>>>(line).map_err(json_error)?,
-        Some(b'{') => envelope_alerts(serde_json::from_slice(line).map_err(json_error)?)?,
+        Some(b'[') => serde_json::from_str::<Vec<RawAlert<'a>>>(text).map_err(json_error)?,
+        Some(b'{') => envelope_alerts(serde_json::from_str(text).map_err(json_error)?)?,
         Some(_) => {
             return Err(DecodeError::new(
                 RejectReason::Shape,
@@ -73,10 +78,8 @@ pub fn decode_line<'a>(
         }
         None => return Err(DecodeError::new(RejectReason::Shape, "empty line")),
     };
-    let mut decoded = DecodedLine {
-        alerts: Vec::with_capacity(raw_alerts.len()),
-        rejected: vec![],
-    };
+    let mut decoded =
+        DecodedLine { alerts: Vec::with_capacity(raw_alerts.len()), rejected: vec![] };
     for (index, raw) in raw_alerts.into_iter().enumerate() {
         match raw.validate(limits, clock) {
             Ok(alert) => decoded.alerts.push(alert),
@@ -92,10 +95,7 @@ fn json_error(e: serde_json::Error) -> DecodeError {
         serde_json::error::Category::Eof => "truncated JSON",
         _ => "invalid JSON",
     };
-    DecodeError::new(
-        RejectReason::Json,
-        format!("{what} at column {}: {e}", e.column()),
-    )
+    DecodeError::new(RejectReason::Json, format!("{what} at column {}: {e}", e.column()))
 }
 
 fn envelope_alerts(envelope: RawEnvelope<'_>) -> Result<Vec<RawAlert<'_>>, DecodeError> {
@@ -181,10 +181,7 @@ impl<'a> RawAlert<'a> {
             Some(other) => {
                 return Err(DecodeError::new(
                     RejectReason::Status,
-                    format!(
-                        "status {} is neither \"firing\" nor \"resolved\"",
-                        quote(other)
-                    ),
+                    format!("status {} is neither \"firing\" nor \"resolved\"", quote(other)),
                 ));
             }
         };
@@ -229,10 +226,7 @@ fn validated_labels<'a>(
     let pairs = match raw {
         Some(RawLabels(pairs)) if !pairs.is_empty() => pairs,
         _ => {
-            return Err(DecodeError::new(
-                RejectReason::NoLabels,
-                "alert has no labels",
-            ));
+            return Err(DecodeError::new(RejectReason::NoLabels, "alert has no labels"));
         }
     };
     if pairs.len() > limits.max_labels {
@@ -247,10 +241,7 @@ fn validated_labels<'a>(
     }
     for (name, value) in &pairs {
         if name.is_empty() {
-            return Err(DecodeError::new(
-                RejectReason::LabelName,
-                "a label name is empty",
-            ));
+            return Err(DecodeError::new(RejectReason::LabelName, "a label name is empty"));
         }
         if name.len() + value.len() > limits.max_label_bytes {
             return Err(DecodeError::new(
@@ -273,10 +264,7 @@ fn optional_time(field: &str, text: Option<&str>) -> Result<Option<Timestamp>, D
         return Ok(None);
     }
     Timestamp::parse_rfc3339(text).map_err(|e| {
-        DecodeError::new(
-            RejectReason::Timestamp,
-            format!("{field} {}: {e}", quote(text)),
-        )
+        DecodeError::new(RejectReason::Timestamp, format!("{field} {}: {e}", quote(text)))
     })
 }
 
@@ -399,9 +387,7 @@ mod tests {
     fn a_single_alert_needs_only_labels_when_the_stream_has_a_time() {
         let line = r#"{"labels":{"alertname":"x"}}"#;
         assert_eq!(reason_of(line), RejectReason::NoTime);
-        let clock = Timestamp::parse_rfc3339("2024-05-01T12:00:00Z")
-            .ok()
-            .flatten();
+        let clock = Timestamp::parse_rfc3339("2024-05-01T12:00:00Z").ok().flatten();
         let d = decode_line(line.as_bytes(), &DecodeLimits::default(), clock).unwrap_or_default();
         assert_eq!(d.alerts.len(), 1);
         assert_eq!(Some(d.alerts[0].starts_at), clock);
@@ -423,12 +409,7 @@ mod tests {
         assert_eq!(d.rejected.len(), 1);
         assert_eq!(d.rejected[0].index, 0);
         assert_eq!(d.rejected[0].error.reason, RejectReason::Timestamp);
-        assert!(
-            d.rejected[0]
-                .error
-                .message
-                .contains("startsAt \"yesterday\"")
-        );
+        assert!(d.rejected[0].error.message.contains("startsAt \"yesterday\""));
     }
 
     #[test]
@@ -442,26 +423,14 @@ mod tests {
             (r#"{"receiver":"x"}"#, RejectReason::Shape),
             (r#"{"version":"5","alerts":[]}"#, RejectReason::Version),
             (&format!(r#"{{"labels":{{}},{t}}}"#), RejectReason::NoLabels),
-            (
-                &format!(r#"{{"annotations":{{}},"alerts":[{{{t}}}]}}"#),
-                RejectReason::NoLabels,
-            ),
-            (
-                &format!(r#"{{"labels":{{"":"x"}},{t}}}"#),
-                RejectReason::LabelName,
-            ),
-            (
-                &format!(r#"{{"labels":{{"a":"b"}},"status":"ok",{t}}}"#),
-                RejectReason::Status,
-            ),
+            (&format!(r#"{{"annotations":{{}},"alerts":[{{{t}}}]}}"#), RejectReason::NoLabels),
+            (&format!(r#"{{"labels":{{"":"x"}},{t}}}"#), RejectReason::LabelName),
+            (&format!(r#"{{"labels":{{"a":"b"}},"status":"ok",{t}}}"#), RejectReason::Status),
             (
                 &format!(r#"{{"labels":{{"a":"b"}},"fingerprint":"xyz",{t}}}"#),
                 RejectReason::Fingerprint,
             ),
-            (
-                r#"{"labels":{"a":"b"},"startsAt":"2024-02-30T00:00:00Z"}"#,
-                RejectReason::Timestamp,
-            ),
+            (r#"{"labels":{"a":"b"},"startsAt":"2024-02-30T00:00:00Z"}"#, RejectReason::Timestamp),
             (
                 &format!(r#"{{"labels":{{"a":"{}"}},{t}}}"#, "v".repeat(5000)),
                 RejectReason::LabelTooLong,
@@ -475,10 +444,8 @@ mod tests {
     #[test]
     fn too_many_labels_are_rejected() {
         let labels: Vec<String> = (0..200).map(|i| format!("\"l{i}\":\"v\"")).collect();
-        let line = format!(
-            r#"{{"labels":{{{}}},"startsAt":"2024-05-01T12:00:00Z"}}"#,
-            labels.join(",")
-        );
+        let line =
+            format!(r#"{{"labels":{{{}}},"startsAt":"2024-05-01T12:00:00Z"}}"#, labels.join(","));
         assert_eq!(reason_of(&line), RejectReason::TooManyLabels);
     }
 

@@ -85,10 +85,7 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub(crate) fn new(reason: RejectReason, message: impl Into<String>) -> Self {
-        DecodeError {
-            reason,
-            message: message.into(),
-        }
+        DecodeError { reason, message: message.into() }
     }
 }
 

@@ -28,25 +28,12 @@ mod tests {
     #[test]
     fn matches_the_values_in_alertmanagers_own_tests() {
         let cases = [
-            (
-                &[("job", "foo"), ("severity", "warning")][..],
-                "9266ef3da838ad95",
-            ),
-            (
-                &[("severity", "critical"), ("job", "foo")][..],
-                "3b15fd163d36582e",
-            ),
-            (
-                &[("alertname", "alert1"), ("severity", "critical")][..],
-                "0223b772b51c29e1",
-            ),
+            (&[("job", "foo"), ("severity", "warning")][..], "9266ef3da838ad95"),
+            (&[("severity", "critical"), ("job", "foo")][..], "3b15fd163d36582e"),
+            (&[("alertname", "alert1"), ("severity", "critical")][..], "0223b772b51c29e1"),
         ];
         for (pairs, want) in cases {
-            assert_eq!(
-                fingerprint_of(&labels(pairs)).to_string(),
-                want,
-                "{pairs:?}"
-            );
+            assert_eq!(fingerprint_of(&labels(pairs)).to_string(), want, "{pairs:?}");
         }
     }
 

@@ -224,19 +224,10 @@ mod tests {
 
     #[test]
     fn severity_labels_map_common_spellings() {
-        assert_eq!(
-            AlertSeverity::from_label(Some("CRITICAL")),
-            AlertSeverity::Critical
-        );
-        assert_eq!(
-            AlertSeverity::from_label(Some("page")),
-            AlertSeverity::Critical
-        );
+        assert_eq!(AlertSeverity::from_label(Some("CRITICAL")), AlertSeverity::Critical);
+        assert_eq!(AlertSeverity::from_label(Some("page")), AlertSeverity::Critical);
         assert_eq!(AlertSeverity::from_label(Some("info")), AlertSeverity::Info);
-        assert_eq!(
-            AlertSeverity::from_label(Some("sev-whatever")),
-            AlertSeverity::Warning
-        );
+        assert_eq!(AlertSeverity::from_label(Some("sev-whatever")), AlertSeverity::Warning);
         assert_eq!(AlertSeverity::from_label(None), AlertSeverity::Warning);
     }
 }

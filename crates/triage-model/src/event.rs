@@ -8,6 +8,7 @@
 //! The schema is documented field by field in `docs/event-schema.md`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -96,10 +97,11 @@ pub struct BlastRadius {
 pub struct AlertEntry {
     /// The alert's fingerprint.
     pub fingerprint: Fingerprint,
-    /// The `alertname` label.
-    pub alertname: String,
+    /// The `alertname` label. (Strings in alert entries are shared with
+    /// the engine's state rather than copied per event.)
+    pub alertname: Arc<str>,
     /// The resolved service, when a service label named one.
-    pub service: Option<String>,
+    pub service: Option<Arc<str>>,
     /// Current status as the engine sees it (a flapping alert stays firing).
     pub status: AlertStatus,
     /// The alert's own severity label, normalised.
@@ -111,7 +113,7 @@ pub struct AlertEntry {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flapping: bool,
     /// Why the alert joined: the dependency path, the rule, or the time gap.
-    pub reason: String,
+    pub reason: Arc<str>,
 }
 
 /// An incident event, `triage.incident.v1`.
@@ -182,9 +184,6 @@ mod tests {
         assert!(Priority::P1.is_above(Priority::P2));
         assert!(!Priority::P4.is_above(Priority::P3));
         assert_eq!(Priority::P3.to_string(), "P3");
-        assert_eq!(
-            serde_json::to_string(&Priority::P2).ok().as_deref(),
-            Some("\"P2\"")
-        );
+        assert_eq!(serde_json::to_string(&Priority::P2).ok().as_deref(), Some("\"P2\""));
     }
 }

@@ -124,10 +124,8 @@ impl Timestamp {
         }
         let days = days_from_civil(year, month, day);
         let secs = days * SECS_PER_DAY + hour * 3600 + minute * 60 + second - offset_secs;
-        let nanos = secs
-            .checked_mul(NANOS_PER_SEC)
-            .and_then(|n| n.checked_add(fraction))
-            .ok_or(TimeError::OutOfRange)?;
+        let nanos = i128::from(secs) * i128::from(NANOS_PER_SEC) + i128::from(fraction);
+        let nanos = i64::try_from(nanos).map_err(|_| TimeError::OutOfRange)?;
         Ok(Some(Timestamp(nanos)))
     }
 }
@@ -144,11 +142,7 @@ fn digits(b: &[u8], start: usize, len: usize) -> Result<i64, TimeError> {
 }
 
 fn expect(b: &[u8], at: usize, want: u8) -> Result<(), TimeError> {
-    if b.get(at) == Some(&want) {
-        Ok(())
-    } else {
-        Err(TimeError::Syntax)
-    }
+    if b.get(at) == Some(&want) { Ok(()) } else { Err(TimeError::Syntax) }
 }
 
 /// Reads an optional `.ddddddddd` fraction; digits past nanoseconds are
@@ -229,36 +223,65 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
-impl fmt::Display for Timestamp {
-    /// RFC 3339 in UTC with the fraction trimmed of trailing zeros.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// Writes the RFC 3339 form into `buf` and returns its length (at most
+    /// 30 bytes). Hand-rolled because events print many timestamps and
+    /// `fmt` machinery dominated the cost.
+    fn render(self, buf: &mut [u8; 32]) -> usize {
         let secs = self.0.div_euclid(NANOS_PER_SEC);
         let nanos = self.0.rem_euclid(NANOS_PER_SEC);
         let (year, month, day) = civil_from_days(secs.div_euclid(SECS_PER_DAY));
         let sod = secs.rem_euclid(SECS_PER_DAY);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-            sod / 3600,
-            sod / 60 % 60,
-            sod % 60
-        )?;
+        let year = year.clamp(0, 9999);
+        let fields = [(year, 4, b'-'), (month, 2, b'-'), (day, 2, b'T')];
+        let time = [(sod / 3600, 2, b':'), (sod / 60 % 60, 2, b':'), (sod % 60, 2, 0)];
+        let mut at = 0;
+        for (value, width, sep) in fields.into_iter().chain(time) {
+            put_digits(buf, at, value, width);
+            at += width;
+            if sep != 0 {
+                buf[at] = sep;
+                at += 1;
+            }
+        }
         if nanos != 0 {
+            let mut digits = 9;
             let mut frac = nanos;
-            let mut width = 9;
             while frac % 10 == 0 {
                 frac /= 10;
-                width -= 1;
+                digits -= 1;
             }
-            write!(f, ".{frac:0width$}")?;
+            buf[at] = b'.';
+            put_digits(buf, at + 1, frac, digits);
+            at += 1 + digits;
         }
-        f.write_str("Z")
+        buf[at] = b'Z';
+        at + 1
+    }
+}
+
+fn put_digits(buf: &mut [u8; 32], at: usize, mut value: i64, width: usize) {
+    for i in (0..width).rev() {
+        buf[at + i] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC with the fraction trimmed of trailing zeros.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 32];
+        let len = self.render(&mut buf);
+        // The buffer holds only ASCII digits and separators.
+        f.write_str(std::str::from_utf8(&buf[..len]).map_err(|_| fmt::Error)?)
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let mut buf = [0u8; 32];
+        let len = self.render(&mut buf);
+        s.serialize_str(std::str::from_utf8(&buf[..len]).map_err(serde::ser::Error::custom)?)
     }
 }
 
@@ -310,19 +333,14 @@ impl DurationSpec {
             if unit.is_empty() {
                 return Err(format!("{text:?} is not a duration like 30s, 5m or 1h30m"));
             }
-            let rank = UNITS
-                .iter()
-                .position(|(name, _)| *name == unit)
-                .ok_or_else(|| {
-                    format!("{text:?}: unknown unit {unit:?} (use ms, s, m, h, d, w)")
-                })?;
+            let rank = UNITS.iter().position(|(name, _)| *name == unit).ok_or_else(|| {
+                format!("{text:?}: unknown unit {unit:?} (use ms, s, m, h, d, w)")
+            })?;
             if last_rank != usize::MAX && rank <= last_rank {
                 return Err(format!("{text:?}: units must go from largest to smallest"));
             }
             last_rank = rank;
-            let value: u64 = number
-                .parse()
-                .map_err(|_| format!("{text:?}: number too large"))?;
+            let value: u64 = number.parse().map_err(|_| format!("{text:?}: number too large"))?;
             total_ms = value
                 .checked_mul(UNITS[rank].1)
                 .and_then(|ms| total_ms.checked_add(ms))
@@ -393,28 +411,26 @@ mod tests {
         assert_eq!(ts("2024-05-01T12:00:00Z"), ts("2024-05-01T14:00:00+02:00"));
         assert_eq!(ts("2024-05-01T12:00:00Z"), ts("2024-05-01T07:30:00-04:30"));
         assert_eq!(ts("1970-01-01T00:00:00Z").unix_nanos(), 0);
-        assert_eq!(
-            ts("2000-03-01T00:00:00Z").unix_nanos() / NANOS_PER_SEC,
-            951_868_800
-        );
+        assert_eq!(ts("2000-03-01T00:00:00Z").unix_nanos() / NANOS_PER_SEC, 951_868_800);
     }
 
     #[test]
     fn keeps_nanoseconds_and_prints_them_back_trimmed() {
         let t = ts("2024-02-29T23:59:59.123456789Z");
         assert_eq!(t.to_string(), "2024-02-29T23:59:59.123456789Z");
-        assert_eq!(
-            ts("2024-01-01T00:00:00.500Z").to_string(),
-            "2024-01-01T00:00:00.5Z"
-        );
-        assert_eq!(
-            ts("2024-01-01T00:00:00.000Z").to_string(),
-            "2024-01-01T00:00:00Z"
-        );
+        assert_eq!(ts("2024-01-01T00:00:00.500Z").to_string(), "2024-01-01T00:00:00.5Z");
+        assert_eq!(ts("2024-01-01T00:00:00.000Z").to_string(), "2024-01-01T00:00:00Z");
         assert_eq!(
             ts("2024-01-01T00:00:00.1234567891Z").to_string(),
             "2024-01-01T00:00:00.123456789Z"
         );
+    }
+
+    #[test]
+    fn the_extreme_instants_round_trip_through_text() {
+        for t in [Timestamp::MIN, Timestamp::MAX, Timestamp::from_unix_nanos(-1)] {
+            assert_eq!(ts(&t.to_string()), t, "{t}");
+        }
     }
 
     #[test]
@@ -433,27 +449,12 @@ mod tests {
             "2024-05-01T12:00:00.Z",
             "2024-05-01T12:00:00Zjunk",
         ] {
-            assert_eq!(
-                Timestamp::parse_rfc3339(bad),
-                Err(TimeError::Syntax),
-                "{bad}"
-            );
+            assert_eq!(Timestamp::parse_rfc3339(bad), Err(TimeError::Syntax), "{bad}");
         }
-        for bad in [
-            "2024-13-01T00:00:00Z",
-            "2023-02-29T00:00:00Z",
-            "2024-01-01T24:00:00Z",
-        ] {
-            assert_eq!(
-                Timestamp::parse_rfc3339(bad),
-                Err(TimeError::FieldRange),
-                "{bad}"
-            );
+        for bad in ["2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2024-01-01T24:00:00Z"] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), Err(TimeError::FieldRange), "{bad}");
         }
-        assert_eq!(
-            Timestamp::parse_rfc3339("9999-01-01T00:00:00Z"),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(Timestamp::parse_rfc3339("9999-01-01T00:00:00Z"), Err(TimeError::OutOfRange));
     }
 
     #[test]
@@ -479,10 +480,7 @@ mod tests {
             let d = DurationSpec::parse(text).unwrap_or_default();
             assert_eq!(d.0, Duration::from_millis(ms), "{text}");
         }
-        assert_eq!(
-            DurationSpec(Duration::from_millis(5_400_500)).to_string(),
-            "1h30m500ms"
-        );
+        assert_eq!(DurationSpec(Duration::from_millis(5_400_500)).to_string(), "1h30m500ms");
         for bad in ["", "5", "5x", "m5", "30m1h", "1h1h", "-5m"] {
             assert!(DurationSpec::parse(bad).is_err(), "{bad}");
         }

@@ -36,6 +36,8 @@ pub struct StormSpec {
     pub pad_to_bytes: usize,
     /// Share of records sent as API v2 arrays rather than webhook payloads.
     pub api_v2_share: f64,
+    /// Instances (pods) alerting per affected service: fewest and most.
+    pub instances: (u64, u64),
 }
 
 impl Default for StormSpec {
@@ -52,6 +54,7 @@ impl Default for StormSpec {
             max_delay: Duration::from_secs(20),
             pad_to_bytes: 0,
             api_v2_share: 0.1,
+            instances: (1, 3),
         }
     }
 }
@@ -101,12 +104,10 @@ pub fn generate(topology: &Topology, spec: &StormSpec) -> Storm {
         let Some(&root) = pick_root(topology, &ids, &mut rng) else {
             break;
         };
-        let t0 = spec
-            .start
-            .plus(Duration::from_secs(rng.below(span * 3 / 4)));
+        let t0 = spec.start.plus(Duration::from_secs(rng.below(span * 3 / 4)));
         let length = Duration::from_secs(rng.between(6 * 60, 25 * 60));
         let truth = (format!("fault-{fault}"), topology.name(root).to_owned());
-        for occurrence in fault_alerts(topology, root, t0, length, &mut rng) {
+        for occurrence in fault_alerts(topology, root, (t0, length), spec.instances, &mut rng) {
             occurrences.push((occurrence, Some(truth.clone())));
         }
     }
@@ -118,29 +119,11 @@ pub fn generate(topology: &Topology, spec: &StormSpec) -> Storm {
         let service = *rng.pick(&ids);
         let start = spec.start.plus(Duration::from_secs(rng.below(span)));
         let end = start.plus(Duration::from_secs(rng.between(60, 8 * 60)));
-        let name = *rng.pick(&[
-            "HighCPU",
-            "DiskFillingUp",
-            "PodRestarting",
-            "CertExpiringSoon",
-        ]);
+        let name = *rng.pick(&["HighCPU", "DiskFillingUp", "PodRestarting", "CertExpiringSoon"]);
         let severity = if rng.chance(0.8) { "warning" } else { "info" };
-        let labels = alert_labels(
-            name,
-            topology.name(service),
-            severity,
-            &format!("noise-{i}"),
-        );
+        let labels = alert_labels(name, topology.name(service), severity, &format!("noise-{i}"));
         let summary = format!("{name} on {}", topology.name(service));
-        occurrences.push((
-            Occurrence {
-                labels,
-                summary,
-                start,
-                end,
-            },
-            None,
-        ));
+        occurrences.push((Occurrence { labels, summary, start, end }, None));
     }
     for i in 0..spec.flapping {
         if ids.is_empty() {
@@ -157,22 +140,12 @@ pub fn generate(topology: &Topology, spec: &StormSpec) -> Storm {
                 &format!("flap-{i}"),
             );
             let summary = format!("probe failing for {}", topology.name(service));
-            occurrences.push((
-                Occurrence {
-                    labels,
-                    summary,
-                    start: at,
-                    end: at.plus(up),
-                },
-                None,
-            ));
+            occurrences.push((Occurrence { labels, summary, start: at, end: at.plus(up) }, None));
             at = at.plus(up).plus(Duration::from_secs(rng.between(30, 90)));
         }
     }
     for event in 0..spec.fleet_events {
-        let t0 = spec
-            .start
-            .plus(Duration::from_secs(rng.below(span * 3 / 4)));
+        let t0 = spec.start.plus(Duration::from_secs(rng.below(span * 3 / 4)));
         let hosts = rng.between(12, 30);
         let truth = (format!("fleet-{event}"), String::new());
         for host in 0..hosts {
@@ -181,22 +154,11 @@ pub fn generate(topology: &Topology, spec: &StormSpec) -> Storm {
             let labels = vec![
                 ("alertname".to_owned(), "NodeClockSkew".to_owned()),
                 ("cluster".to_owned(), "eu-1".to_owned()),
-                (
-                    "instance".to_owned(),
-                    format!("node-{event}-{host:02}:9100"),
-                ),
+                ("instance".to_owned(), format!("node-{event}-{host:02}:9100")),
                 ("severity".to_owned(), "warning".to_owned()),
             ];
             let summary = format!("clock skew on node-{event}-{host:02}");
-            occurrences.push((
-                Occurrence {
-                    labels,
-                    summary,
-                    start,
-                    end,
-                },
-                Some(truth.clone()),
-            ));
+            occurrences.push((Occurrence { labels, summary, start, end }, Some(truth.clone())));
         }
     }
     render(spec, occurrences, &mut rng)
@@ -224,27 +186,17 @@ fn pick_root<'a>(
 fn fault_alerts(
     topology: &Topology,
     root: ServiceId,
-    t0: Timestamp,
-    length: Duration,
+    (t0, length): (Timestamp, Duration),
+    (fewest, most): (u64, u64),
     rng: &mut SplitMix64,
 ) -> Vec<Occurrence> {
     let mut out = Vec::new();
     let cause = *rng.pick(&["InstanceDown", "HighErrorRate", "ConnectionPoolExhausted"]);
-    for instance in 0..rng.between(1, 3) {
-        let labels = alert_labels(
-            cause,
-            topology.name(root),
-            "critical",
-            &format!("{instance}"),
-        );
+    for instance in 0..rng.between(fewest, most) {
+        let labels = alert_labels(cause, topology.name(root), "critical", &format!("{instance}"));
         let start = t0.plus(Duration::from_secs(rng.below(20)));
         let summary = format!("{cause} on {}", topology.name(root));
-        out.push(Occurrence {
-            labels,
-            summary,
-            start,
-            end: t0.plus(length),
-        });
+        out.push(Occurrence { labels, summary, start, end: t0.plus(length) });
     }
     // Hop by hop to the callers, each hop later and less likely.
     let mut frontier = vec![(root, t0)];
@@ -258,18 +210,11 @@ fn fault_alerts(
                 }
                 seen.push(caller);
                 let start = at.plus(Duration::from_secs(rng.between(15, 75)));
-                let symptom = *rng.pick(&[
-                    "HighLatency",
-                    "HighErrorRate",
-                    "SLOBurnRateHigh",
-                    "Saturation",
-                ]);
-                let severity = if topology.service(caller).tier == 1 {
-                    "critical"
-                } else {
-                    "error"
-                };
-                for instance in 0..rng.between(1, 3) {
+                let symptom =
+                    *rng.pick(&["HighLatency", "HighErrorRate", "SLOBurnRateHigh", "Saturation"]);
+                let severity =
+                    if topology.service(caller).tier == 1 { "critical" } else { "error" };
+                for instance in 0..rng.between(fewest, most) {
                     let labels = alert_labels(
                         symptom,
                         topology.name(caller),
@@ -277,15 +222,8 @@ fn fault_alerts(
                         &format!("{instance}"),
                     );
                     let summary = format!("{symptom} on {}", topology.name(caller));
-                    let end = t0
-                        .plus(length)
-                        .plus(Duration::from_secs(rng.between(10, 90)));
-                    out.push(Occurrence {
-                        labels,
-                        summary,
-                        start,
-                        end,
-                    });
+                    let end = t0.plus(length).plus(Duration::from_secs(rng.between(10, 90)));
+                    out.push(Occurrence { labels, summary, start, end });
                 }
                 next.push((caller, start));
             }
@@ -320,10 +258,7 @@ fn render(
     let mut truth: Vec<TruthRow> = Vec::new();
     let delay = spec.max_delay.as_secs().max(1);
     for (occurrence, incident) in occurrences {
-        let pairs = occurrence
-            .labels
-            .iter()
-            .map(|(n, v)| (n.as_str().into(), v.as_str().into()));
+        let pairs = occurrence.labels.iter().map(|(n, v)| (n.as_str().into(), v.as_str().into()));
         let fingerprint = fingerprint_of(&Labels::from_pairs(pairs.collect()));
         if !truth.iter().any(|t| t.fingerprint == fingerprint) {
             truth.push(TruthRow {
@@ -344,11 +279,7 @@ fn render(
         for (at, resolved) in sends {
             let arrival = at.plus(Duration::from_secs(rng.below(delay)));
             let json = alert_json(&occurrence, fingerprint, resolved, spec.pad_to_bytes);
-            records.push(Record {
-                arrival,
-                order: records.len(),
-                json,
-            });
+            records.push(Record { arrival, order: records.len(), json });
         }
     }
     records.sort_by_key(|r| (r.arrival, r.order));
@@ -376,16 +307,8 @@ fn alert_json(o: &Occurrence, fp: Fingerprint, resolved: bool, pad: usize) -> St
         let sep = if i == 0 { "" } else { "," };
         let _ = write!(labels, "{sep}\"{name}\":\"{value}\"");
     }
-    let service = o
-        .labels
-        .iter()
-        .find(|l| l.0 == "service")
-        .map_or("node", |l| l.1.as_str());
-    let ends = if resolved {
-        o.end.to_string()
-    } else {
-        "0001-01-01T00:00:00Z".to_owned()
-    };
+    let service = o.labels.iter().find(|l| l.0 == "service").map_or("node", |l| l.1.as_str());
+    let ends = if resolved { o.end.to_string() } else { "0001-01-01T00:00:00Z".to_owned() };
     let mut description = format!("{}. Investigate the dashboards for {service}.", o.summary);
     while description.len() < pad.saturating_sub(600) {
         description

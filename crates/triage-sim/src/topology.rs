@@ -16,11 +16,7 @@ pub fn layered_topology(n: usize, seed: u64) -> Vec<ServiceSpec> {
     let mut specs = Vec::with_capacity(n);
     let mut start = 0;
     for (layer, share) in shares.iter().enumerate() {
-        let count = if layer == 3 {
-            n - start
-        } else {
-            ((n as f64) * share).ceil() as usize
-        };
+        let count = if layer == 3 { n - start } else { ((n as f64) * share).ceil() as usize };
         let count = count.min(n - start);
         for i in 0..count {
             layers[layer].push(specs.len());

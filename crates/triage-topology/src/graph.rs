@@ -95,9 +95,7 @@ pub struct ServiceSet {
 impl ServiceSet {
     /// An empty set able to hold `n` services.
     pub fn with_capacity(n: usize) -> Self {
-        ServiceSet {
-            words: vec![0; n.div_ceil(64)].into_boxed_slice(),
-        }
+        ServiceSet { words: vec![0; n.div_ceil(64)].into_boxed_slice() }
     }
 
     /// Adds a service.
@@ -119,11 +117,7 @@ impl ServiceSet {
 
     /// Size of the intersection with `other`.
     pub fn count_common(&self, other: &ServiceSet) -> usize {
-        self.words
-            .iter()
-            .zip(other.words.iter())
-            .map(|(a, b)| (a & b).count_ones() as usize)
-            .sum()
+        self.words.iter().zip(other.words.iter()).map(|(a, b)| (a & b).count_ones() as usize).sum()
     }
 
     /// Members in id order.
@@ -225,9 +219,8 @@ impl Topology {
             cycles: Vec::new(),
             closures: None,
         };
-        topology.neighbourhoods = (0..specs.len())
-            .map(|i| topology.compute_neighbourhood(ServiceId(i as u32)))
-            .collect();
+        topology.neighbourhoods =
+            (0..specs.len()).map(|i| topology.compute_neighbourhood(ServiceId(i as u32))).collect();
         topology.cycles = find_cycles(&topology.graph);
         if specs.len() <= CLOSURE_LIMIT {
             topology.closures = Some(topology.compute_closures());
@@ -248,10 +241,7 @@ impl Topology {
                 })
                 .collect()
         };
-        Closures {
-            down: closure(Direction::Outgoing),
-            up: closure(Direction::Incoming),
-        }
+        Closures { down: closure(Direction::Outgoing), up: closure(Direction::Incoming) }
     }
 
     /// An empty set sized for this catalog.
@@ -470,25 +460,15 @@ impl Topology {
             services: self.services.len(),
             edges: self.graph.edge_count(),
             cycles: self.cycles.len(),
-            largest_neighbourhood: self
-                .neighbourhoods
-                .iter()
-                .map(|n| n.len())
-                .max()
-                .unwrap_or(0),
+            largest_neighbourhood: self.neighbourhoods.iter().map(|n| n.len()).max().unwrap_or(0),
         }
     }
 
     fn compute_neighbourhood(&self, id: ServiceId) -> Box<[Neighbour]> {
-        let mut list = vec![Neighbour {
-            service: id,
-            relation: Relation::Same,
-            hops: 0,
-        }];
-        for (direction, relation) in [
-            (Direction::Outgoing, Relation::Calls),
-            (Direction::Incoming, Relation::CalledBy),
-        ] {
+        let mut list = vec![Neighbour { service: id, relation: Relation::Same, hops: 0 }];
+        for (direction, relation) in
+            [(Direction::Outgoing, Relation::Calls), (Direction::Incoming, Relation::CalledBy)]
+        {
             let mut frontier = vec![id.node()];
             let mut seen: FxHashMap<NodeIndex, ()> = FxHashMap::default();
             seen.insert(id.node(), ());
@@ -498,11 +478,7 @@ impl Topology {
                     for next in self.graph.neighbors_directed(node, direction) {
                         if seen.insert(next, ()).is_none() {
                             let service = ServiceId(next.index() as u32);
-                            list.push(Neighbour {
-                                service,
-                                relation,
-                                hops,
-                            });
+                            list.push(Neighbour { service, relation, hops });
                             next_frontier.push(next);
                         }
                     }
@@ -530,10 +506,8 @@ fn find_cycles(graph: &DiGraph<(), ()>) -> Vec<Vec<ServiceId>> {
         .into_iter()
         .filter(|component| component.len() > 1)
         .map(|component| {
-            let mut ids: Vec<ServiceId> = component
-                .into_iter()
-                .map(|n| ServiceId(n.index() as u32))
-                .collect();
+            let mut ids: Vec<ServiceId> =
+                component.into_iter().map(|n| ServiceId(n.index() as u32)).collect();
             ids.sort_unstable();
             ids
         })
@@ -591,12 +565,7 @@ mod tests {
         // shares redis with cart but is not related through it.
         assert_eq!(
             around,
-            [
-                ("web".into(), 2),
-                ("checkout".into(), 1),
-                ("cart".into(), 0),
-                ("redis".into(), 1)
-            ]
+            [("web".into(), 2), ("checkout".into(), 1), ("cart".into(), 0), ("redis".into(), 1)]
         );
     }
 
@@ -604,23 +573,15 @@ mod tests {
     fn transitive_dependents_give_the_blast_radius_of_a_fault() {
         let t = shop();
         let hit = t.transitive_dependents(&[id(&t, "payments-db")]);
-        assert_eq!(
-            names(&t, &hit),
-            ["web", "checkout", "payment", "payments-db"]
-        );
+        assert_eq!(names(&t, &hit), ["web", "checkout", "payment", "payments-db"]);
         let deps = t.transitive_dependencies(&[id(&t, "checkout")]);
-        assert_eq!(
-            names(&t, &deps),
-            ["checkout", "payment", "cart", "payments-db", "redis"]
-        );
+        assert_eq!(names(&t, &deps), ["checkout", "payment", "cart", "payments-db", "redis"]);
     }
 
     #[test]
     fn paths_explain_links_in_either_direction() {
         let t = shop();
-        let down = t
-            .path(id(&t, "checkout"), id(&t, "payments-db"))
-            .unwrap_or_default();
+        let down = t.path(id(&t, "checkout"), id(&t, "payments-db")).unwrap_or_default();
         assert_eq!(names(&t, &down), ["checkout", "payment", "payments-db"]);
         let up = t.path(id(&t, "redis"), id(&t, "cart")).unwrap_or_default();
         assert_eq!(names(&t, &up), ["redis", "cart"]);
@@ -629,17 +590,9 @@ mod tests {
 
     #[test]
     fn every_catalog_defect_is_reported_at_once() {
-        let specs = [
-            spec("a", &["b", "ghost"]),
-            spec("b", &["b"]),
-            spec("a", &[]),
-            spec("", &[]),
-        ];
+        let specs = [spec("a", &["b", "ghost"]), spec("b", &["b"]), spec("a", &[]), spec("", &[])];
         let errors = Topology::build(&specs, 2).err().unwrap_or_default();
-        let paths: Vec<String> = errors
-            .iter()
-            .map(|e| format!("{}: {e}", e.path()))
-            .collect();
+        let paths: Vec<String> = errors.iter().map(|e| format!("{}: {e}", e.path())).collect();
         assert_eq!(
             paths,
             [
@@ -653,12 +606,7 @@ mod tests {
 
     #[test]
     fn cycles_are_allowed_and_listed() {
-        let specs = [
-            spec("a", &["b"]),
-            spec("b", &["c"]),
-            spec("c", &["a"]),
-            spec("d", &["a"]),
-        ];
+        let specs = [spec("a", &["b"]), spec("b", &["c"]), spec("c", &["a"]), spec("d", &["a"])];
         let t = Topology::build(&specs, 2).ok();
         let cycles = t.as_ref().map(|t| t.cycles().to_vec()).unwrap_or_default();
         assert_eq!(cycles, vec![vec![ServiceId(0), ServiceId(1), ServiceId(2)]]);

@@ -67,9 +67,7 @@ impl TopologyError {
         match self {
             TopologyError::EmptyName { index } => format!("services[{index}].name"),
             TopologyError::DuplicateName { index, .. } => format!("services[{index}]"),
-            TopologyError::UnknownDependency {
-                index, position, ..
-            } => {
+            TopologyError::UnknownDependency { index, position, .. } => {
                 format!("services[{index}].depends_on[{position}]")
             }
             TopologyError::SelfDependency { index, .. } => format!("services[{index}].depends_on"),
@@ -84,15 +82,8 @@ impl fmt::Display for TopologyError {
             TopologyError::DuplicateName { name, first, .. } => {
                 write!(f, "name {name:?} is already used by services[{first}]")
             }
-            TopologyError::UnknownDependency {
-                service,
-                dependency,
-                ..
-            } => {
-                write!(
-                    f,
-                    "{service:?} depends on {dependency:?}, which is not in the catalog"
-                )
+            TopologyError::UnknownDependency { service, dependency, .. } => {
+                write!(f, "{service:?} depends on {dependency:?}, which is not in the catalog")
             }
             TopologyError::SelfDependency { service, .. } => {
                 write!(f, "{service:?} depends on itself")

@@ -29,10 +29,7 @@ pub fn last_events(input: impl BufRead) -> std::io::Result<(Vec<IncidentEvent>, 
             Err(e) => problems.push(format!("line {}: not an incident event: {e}", i + 1)),
         }
     }
-    let events = order
-        .into_iter()
-        .filter_map(|id| last.remove(&id))
-        .collect();
+    let events = order.into_iter().filter_map(|id| last.remove(&id)).collect();
     Ok((events, problems))
 }
 
@@ -41,10 +38,9 @@ pub fn render(event: &IncidentEvent) -> String {
     let mut out = String::new();
     let state = match (event.event, &event.merged_into) {
         (EventKind::Resolved, Some(into)) => format!("merged into {into}"),
-        (EventKind::Resolved, None) => format!(
-            "resolved {}",
-            event.resolved_at.map(|t| t.to_string()).unwrap_or_default()
-        ),
+        (EventKind::Resolved, None) => {
+            format!("resolved {}", event.resolved_at.map(|t| t.to_string()).unwrap_or_default())
+        }
         _ => "open".to_owned(),
     };
     let _ = writeln!(
@@ -53,11 +49,7 @@ pub fn render(event: &IncidentEvent) -> String {
         event.incident_id, event.severity, state, event.version
     );
     let _ = writeln!(out, "  {}", event.title);
-    let _ = writeln!(
-        out,
-        "  first alert {}, declared {}",
-        event.first_alert_at, event.declared_at
-    );
+    let _ = writeln!(out, "  first alert {}, declared {}", event.first_alert_at, event.declared_at);
     let _ = writeln!(out, "  declared because: {}", event.declared_reason);
     let _ = writeln!(out, "  priority: {}", event.severity_reason);
     if event.root_cause.is_empty() {
@@ -65,23 +57,12 @@ pub fn render(event: &IncidentEvent) -> String {
     } else {
         let _ = writeln!(out, "  root-cause candidates:");
         for (i, rc) in event.root_cause.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "    {}. {} (score {}): {}",
-                i + 1,
-                rc.service,
-                rc.score,
-                rc.reason
-            );
+            let _ =
+                writeln!(out, "    {}. {} (score {}): {}", i + 1, rc.service, rc.score, rc.reason);
         }
     }
     let blast = &event.blast_radius;
-    let _ = writeln!(
-        out,
-        "  blast radius {}: {} impacted",
-        blast.score,
-        blast.impacted.len()
-    );
+    let _ = writeln!(out, "  blast radius {}: {} impacted", blast.score, blast.impacted.len());
     let _ = writeln!(out, "    impacted: {}", or_none(&blast.impacted));
     let _ = writeln!(out, "    user-facing: {}", or_none(&blast.user_facing));
     let _ = writeln!(out, "  owners: {}", or_none(&event.owners));
@@ -124,9 +105,5 @@ pub fn render(event: &IncidentEvent) -> String {
 }
 
 fn or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".to_owned()
-    } else {
-        items.join(", ")
-    }
+    if items.is_empty() { "none".to_owned() } else { items.join(", ") }
 }

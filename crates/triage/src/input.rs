@@ -24,12 +24,7 @@ pub struct LineReader<R> {
 impl<R: BufRead> LineReader<R> {
     /// Reads from `inner`, rejecting lines longer than `max` bytes.
     pub fn new(inner: R, max: usize) -> Self {
-        LineReader {
-            inner,
-            max,
-            buf: Vec::new(),
-            number: 0,
-        }
+        LineReader { inner, max, buf: Vec::new(), number: 0 }
     }
 
     /// The next line and its 1-based number, or `None` at the end.
@@ -96,24 +91,13 @@ mod tests {
     #[test]
     fn splits_lines_and_strips_carriage_returns() {
         let got = lines(b"a\r\nbb\n\nccc", 10);
-        assert_eq!(
-            got,
-            [
-                (1, "a".into()),
-                (2, "bb".into()),
-                (3, "".into()),
-                (4, "ccc".into())
-            ]
-        );
+        assert_eq!(got, [(1, "a".into()), (2, "bb".into()), (3, "".into()), (4, "ccc".into())]);
     }
 
     #[test]
     fn a_huge_line_is_reported_with_its_length_and_the_next_line_survives() {
         let mut input = vec![b'x'; 100];
         input.extend_from_slice(b"\nok\n");
-        assert_eq!(
-            lines(&input, 10),
-            [(1, "<100 bytes>".into()), (2, "ok".into())]
-        );
+        assert_eq!(lines(&input, 10), [(1, "<100 bytes>".into()), (2, "ok".into())]);
     }
 }

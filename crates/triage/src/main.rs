@@ -165,21 +165,11 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         )),
         None => None,
     };
-    let options = ReplayOptions {
-        strict: args.strict,
-        drain: args.drain,
-        partition: args.partition,
-    };
+    let options =
+        ReplayOptions { strict: args.strict, drain: args.drain, partition: args.partition };
     let rejects = rejects_file.as_mut().map(|w| w as &mut dyn Write);
     let mut stderr = io::stderr().lock();
-    let outcome = replay(
-        &config,
-        input,
-        io::stdout().lock(),
-        rejects,
-        &mut stderr,
-        options,
-    );
+    let outcome = replay(&config, input, io::stdout().lock(), rejects, &mut stderr, options);
     if let Some(mut w) = rejects_file {
         w.flush().context("cannot write the rejects file")?;
     }
@@ -247,21 +237,15 @@ fn run_explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let mut out = io::stdout().lock();
     let mut shown = 0;
     for event in &events {
-        if args
-            .incident
-            .as_ref()
-            .is_none_or(|id| *id == event.incident_id)
-        {
+        if args.incident.as_ref().is_none_or(|id| *id == event.incident_id) {
             writeln!(out, "{}", triage::explain::render(event))?;
             shown += 1;
         }
     }
     if shown == 0 {
-        let what = args
-            .incident
-            .map_or("no incidents in the input".to_owned(), |id| {
-                format!("incident {id} is not in the input")
-            });
+        let what = args.incident.map_or("no incidents in the input".to_owned(), |id| {
+            format!("incident {id} is not in the input")
+        });
         writeln!(err, "triage explain: {what}")?;
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
@@ -293,11 +277,7 @@ fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         )),
         None => None,
     };
-    triage::sim::write(
-        &storm,
-        &mut out,
-        truth.as_mut().map(|w| w as &mut dyn Write),
-    )?;
+    triage::sim::write(&storm, &mut out, truth.as_mut().map(|w| w as &mut dyn Write))?;
     out.flush()?;
     if let Some(mut t) = truth {
         t.flush()?;

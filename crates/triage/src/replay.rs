@@ -130,17 +130,9 @@ pub fn replay(
     log: &mut dyn Write,
     options: ReplayOptions,
 ) -> Result<ReplayReport, ReplayError> {
-    let mut correlator = Correlator::new(
-        config.settings.clone(),
-        config.topology.clone(),
-        options.partition,
-    );
-    let mut sink = JsonLinesSink {
-        out: io::BufWriter::new(out),
-        rejects,
-        error: None,
-        events: 0,
-    };
+    let mut correlator =
+        Correlator::new(config.settings.clone(), config.topology.clone(), options.partition);
+    let mut sink = JsonLinesSink { out: io::BufWriter::new(out), rejects, error: None, events: 0 };
     let mut report = ReplayReport::default();
     let mut reader = LineReader::new(input, config.input.max_line_bytes);
     while let Some((number, line)) = reader.next_line()? {
@@ -155,10 +147,7 @@ pub fn replay(
                 };
                 reject(&mut report, &mut sink, log, number, None, &error, b"")?;
                 if options.strict {
-                    return Err(ReplayError::Rejected {
-                        line: number,
-                        error,
-                    });
+                    return Err(ReplayError::Rejected { line: number, error });
                 }
                 continue;
             }
@@ -190,10 +179,7 @@ pub fn replay(
             Err(error) => {
                 reject(&mut report, &mut sink, log, number, None, &error, bytes)?;
                 if options.strict {
-                    return Err(ReplayError::Rejected {
-                        line: number,
-                        error,
-                    });
+                    return Err(ReplayError::Rejected { line: number, error });
                 }
             }
         }
@@ -226,10 +212,7 @@ fn reject<W: Write>(
     record: &[u8],
 ) -> io::Result<()> {
     report.rejected += 1;
-    *report
-        .rejected_by_reason
-        .entry(error.reason.code())
-        .or_default() += 1;
+    *report.rejected_by_reason.entry(error.reason.code()).or_default() += 1;
     let place = match alert {
         Some(i) => format!("line {line}, alert {i}"),
         None => format!("line {line}"),
@@ -237,10 +220,7 @@ fn reject<W: Write>(
     if report.rejected <= REJECTIONS_LOGGED {
         writeln!(log, "rejected {place}: {error}")?;
     } else if report.rejected == REJECTIONS_LOGGED + 1 {
-        writeln!(
-            log,
-            "more rejections follow; counted in the summary, not logged"
-        )?;
+        writeln!(log, "more rejections follow; counted in the summary, not logged")?;
     }
     if let Some(rejects) = sink.rejects.as_mut() {
         let kept = &record[..record.len().min(REJECT_RECORD_BYTES)];
@@ -261,16 +241,10 @@ fn reject<W: Write>(
 pub fn summary_text(report: &ReplayReport) -> String {
     let s = &report.engine;
     let mut out = String::new();
-    let reasons: Vec<String> = report
-        .rejected_by_reason
-        .iter()
-        .map(|(r, n)| format!("{r} {n}"))
-        .collect();
-    let reasons = if reasons.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", reasons.join(", "))
-    };
+    let reasons: Vec<String> =
+        report.rejected_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let reasons =
+        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) };
     let _ = writeln!(
         out,
         "read {} lines, {} alert records; rejected {}{reasons}",

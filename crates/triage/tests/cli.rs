@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
 }
 
 fn triage(args: &[&str], stdin: &[u8]) -> Output {
@@ -70,10 +68,7 @@ fn replay_reports_each_bad_line_with_its_number_and_keeps_going() {
         "rejected 5 (json 2, line_too_long 1, no_labels 1, timestamp 1)",
         "alerts: 2 unique",
     ] {
-        assert!(
-            stderr.contains(expected),
-            "missing {expected:?} in:\n{stderr}"
-        );
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
     }
     let kept = std::fs::read_to_string(&rejects).unwrap_or_default();
     let _ = std::fs::remove_file(&rejects);
@@ -88,10 +83,7 @@ fn replay_reports_each_bad_line_with_its_number_and_keeps_going() {
 #[test]
 fn strict_mode_stops_at_the_first_rejection_with_exit_code_3() {
     let config = repo("config/triage.yaml");
-    let out = triage(
-        &["replay", "--strict", "-c", config.to_str().unwrap_or("")],
-        &bad_input(),
-    );
+    let out = triage(&["replay", "--strict", "-c", config.to_str().unwrap_or("")], &bad_input());
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("--strict: line 2 rejected: invalid JSON"));
 }
@@ -107,14 +99,8 @@ fn an_invalid_config_lists_every_error_with_exit_code_2() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("3 configuration errors:"), "{stderr}");
-    assert!(
-        stderr.contains("services[0].depends_on[0]: \"a\" depends on \"ghost\""),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("grouping.window: must be longer than zero"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("services[0].depends_on[0]: \"a\" depends on \"ghost\""), "{stderr}");
+    assert!(stderr.contains("grouping.window: must be longer than zero"), "{stderr}");
 }
 
 #[test]
@@ -122,11 +108,7 @@ fn check_config_describes_the_reference_catalog() {
     let config = repo("config/triage.yaml");
     let out = triage(&["check-config", config.to_str().unwrap_or("")], b"");
     assert!(out.status.success());
-    assert!(
-        text(&out.stdout).contains("valid; 31 services"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).contains("valid; 31 services"), "{}", text(&out.stdout));
 }
 
 #[test]
@@ -145,16 +127,8 @@ fn explain_shows_the_reasoning_of_each_incident() {
     ] {
         assert!(stdout.contains(expected), "missing {expected:?}");
     }
-    let unknown = triage(
-        &[
-            "explain",
-            "--incident",
-            "inc-nope",
-            "-c",
-            config.to_str().unwrap_or(""),
-        ],
-        &storm,
-    );
+    let unknown =
+        triage(&["explain", "--incident", "inc-nope", "-c", config.to_str().unwrap_or("")], &storm);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(text(&unknown.stderr).contains("incident inc-nope is not in the input"));
 }
@@ -173,15 +147,7 @@ fn sim_is_reproducible_from_its_seed() {
     let config = repo("config/triage.yaml");
     let run = || {
         triage(
-            &[
-                "sim",
-                "-c",
-                config.to_str().unwrap_or(""),
-                "--seed",
-                "9",
-                "--duration",
-                "30m",
-            ],
+            &["sim", "-c", config.to_str().unwrap_or(""), "--seed", "9", "--duration", "30m"],
             b"",
         )
         .stdout
