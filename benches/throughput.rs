@@ -136,11 +136,19 @@ fn main() {
     );
 
     let mut parse_best = Duration::MAX;
+    let mut decode_best = Duration::MAX;
     let mut replay_best = Duration::MAX;
     let mut events = 0;
     let mut stats = triage_correlate::Stats::default();
+    // TRIAGE_BENCH_PROFILE=1 runs the replay alone, for a profiler.
+    let profiling = std::env::var_os("TRIAGE_BENCH_PROFILE").is_some();
     for _ in 0..3 {
+        if profiling {
+            let _ = time_replay(&lines, &settings, &topology);
+            continue;
+        }
         parse_best = parse_best.min(time_parse(&lines));
+        decode_best = decode_best.min(time_decode(&lines));
         let (elapsed, emitted, run_stats) = time_replay(&lines, &settings, &topology);
         replay_best = replay_best.min(elapsed);
         events = emitted;
@@ -155,6 +163,13 @@ fn main() {
         "parse into owned structs (serde_json)",
         parse_best,
         rate(parse_best)
+    );
+    let _ = writeln!(
+        out,
+        "{:<44} {:>12.3?} {:>14.0}",
+        "decode only (triage-formats)",
+        decode_best,
+        rate(decode_best)
     );
     let _ = writeln!(
         out,
@@ -201,7 +216,7 @@ fn storm_lines(topology: &Topology, target: usize) -> Vec<String> {
         seed: 42,
         duration: Duration::from_secs(24 * 3600),
         faults: (800.0 * scale) as u32,
-        noise_per_hour: (3000.0 * scale) as u32,
+        noise_per_hour: (1000.0 * scale) as u32,
         flapping: (200.0 * scale) as u32,
         fleet_events: (50.0 * scale).max(1.0) as u32,
         renotify_every: Duration::from_secs(2 * 60),
@@ -213,6 +228,16 @@ fn storm_lines(topology: &Topology, target: usize) -> Vec<String> {
     let mut lines = generate(topology, &spec).lines;
     lines.truncate(target);
     lines
+}
+
+fn time_decode(lines: &[String]) -> Duration {
+    let limits = DecodeLimits::default();
+    let clock = Some(Timestamp::from_unix_secs(1_767_261_600));
+    let start = Instant::now();
+    for line in lines {
+        black_box(decode_line(line.as_bytes(), &limits, clock).map(|d| d.alerts.len()).ok());
+    }
+    start.elapsed()
 }
 
 fn time_parse(lines: &[String]) -> Duration {

@@ -95,7 +95,8 @@ pub struct Correlator {
     pub(crate) partition: u32,
     pub(crate) head: Option<Timestamp>,
     pub(crate) watermark: Timestamp,
-    pub(crate) pending: BTreeMap<PendingKey, Observation>,
+    /// Boxed so that B-tree node shifts move pointers, not observations.
+    pub(crate) pending: BTreeMap<PendingKey, Box<Observation>>,
     pub(crate) next_seq: u64,
     pub(crate) alerts: FxHashMap<Fingerprint, AlertState>,
     pub(crate) tombstones: FxHashMap<Fingerprint, Tombstone>,
@@ -162,7 +163,7 @@ impl Correlator {
             let rank = u8::from(observation.status == AlertStatus::Firing);
             let key = (time, rank, observation.fingerprint, self.next_seq);
             self.next_seq += 1;
-            self.pending.insert(key, observation);
+            self.pending.insert(key, Box::new(observation));
         }
         self.release_to_head(sink);
     }
@@ -374,7 +375,7 @@ impl Correlator {
             let observation = entry.remove();
             self.fire_timers_before(time, sink);
             self.watermark = self.watermark.max(time);
-            let _changed = self.apply(observation, time, sink);
+            let _changed = self.apply(*observation, time, sink);
         }
         self.fire_timers_before(limit, sink);
         self.watermark = self.watermark.max(limit);

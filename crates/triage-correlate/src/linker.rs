@@ -129,15 +129,19 @@ impl<K: Copy + Eq + std::hash::Hash> KeyIndex<K> {
         }
     }
 
-    fn close(&mut self, group: GroupId) {
+    /// Forgets `group`; returns the keys no open group holds any more.
+    fn close(&mut self, group: GroupId) -> Vec<K> {
+        let mut emptied = Vec::new();
         for key in self.keys_of.remove(&group).unwrap_or_default() {
             if let Some(entries) = self.by_key.get_mut(&key) {
                 entries.retain(|e| e.0 != group);
                 if entries.is_empty() {
                     self.by_key.remove(&key);
+                    emptied.push(key);
                 }
             }
         }
+        emptied
     }
 }
 
@@ -149,17 +153,22 @@ pub struct TopologyLinker {
     index: KeyIndex<ServiceId>,
     /// Catalog services alerting in each open group.
     services_of: FxHashMap<GroupId, ServiceSet>,
+    /// Services alerting in any open group: most neighbours are not, and a
+    /// bit test is cheaper than a hash probe.
+    active: ServiceSet,
 }
 
 impl TopologyLinker {
     /// A linker over `topology` that links alerts at most `window` apart.
     pub fn new(topology: Arc<Topology>, window: std::time::Duration) -> Self {
         let window_nanos = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
+        let active = topology.empty_set();
         TopologyLinker {
             topology,
             window_nanos,
             index: KeyIndex::default(),
             services_of: FxHashMap::default(),
+            active,
         }
     }
 
@@ -178,6 +187,9 @@ impl Linker for TopologyLinker {
             return;
         };
         for near in self.topology.neighbourhood(*service) {
+            if !self.active.contains(near.service) {
+                continue;
+            }
             for &(group, via, at) in self.index.get(&near.service) {
                 let gap = alert.at.unix_nanos().saturating_sub(at.unix_nanos());
                 if gap > self.window_nanos {
@@ -205,6 +217,7 @@ impl Linker for TopologyLinker {
     fn joined(&mut self, group: GroupId, alert: &AlertView<'_>) {
         if let ServiceRef::Known(service) = alert.service {
             self.index.add(*service, group, alert);
+            self.active.insert(*service);
             self.services_of
                 .entry(group)
                 .or_insert_with(|| self.topology.empty_set())
@@ -223,7 +236,9 @@ impl Linker for TopologyLinker {
     }
 
     fn closed(&mut self, group: GroupId) {
-        self.index.close(group);
+        for service in self.index.close(group) {
+            self.active.remove(service);
+        }
         self.services_of.remove(&group);
     }
 }

@@ -84,7 +84,7 @@ impl Snapshot {
             watermark: c.watermark,
             next_seq: c.next_seq,
             next_group: c.next_group,
-            pending: c.pending.iter().map(|(k, o)| (*k, o.clone())).collect(),
+            pending: c.pending.iter().map(|(k, o)| (*k, Observation::clone(o))).collect(),
             alerts,
             tombstones,
             groups: c.groups.values().cloned().collect(),
@@ -113,7 +113,7 @@ impl Snapshot {
         c.watermark = self.watermark;
         c.next_seq = self.next_seq;
         c.next_group = self.next_group;
-        c.pending = self.pending.into_iter().collect();
+        c.pending = self.pending.into_iter().map(|(k, o)| (k, Box::new(o))).collect();
         c.alerts = self.alerts.into_iter().map(|a| (a.fingerprint, a)).collect();
         c.tombstones = self.tombstones.into_iter().collect();
         c.joinable = self.groups.iter().filter(|g| g.joinable).count();

@@ -103,6 +103,11 @@ impl ServiceSet {
         self.words[id.index() / 64] |= 1 << (id.index() % 64);
     }
 
+    /// Removes a service.
+    pub fn remove(&mut self, id: ServiceId) {
+        self.words[id.index() / 64] &= !(1 << (id.index() % 64));
+    }
+
     /// Whether a service is in the set.
     pub fn contains(&self, id: ServiceId) -> bool {
         self.words[id.index() / 64] & (1 << (id.index() % 64)) != 0
