@@ -142,7 +142,7 @@ fn main() {
     let mut stats = triage_correlate::Stats::default();
     // TRIAGE_BENCH_PROFILE=1 runs the replay alone, for a profiler.
     let profiling = std::env::var_os("TRIAGE_BENCH_PROFILE").is_some();
-    for _ in 0..3 {
+    for _ in 0..5 {
         if profiling {
             let _ = time_replay(&lines, &settings, &topology);
             continue;
@@ -156,7 +156,7 @@ fn main() {
     }
     let rate = |d: Duration| lines.len() as f64 / d.as_secs_f64();
     let _ =
-        writeln!(out, "{:<44} {:>12} {:>14}", "case (best of 3, one thread)", "time", "alerts/s");
+        writeln!(out, "{:<44} {:>12} {:>14}", "case (best of 5, one thread)", "time", "alerts/s");
     let _ = writeln!(
         out,
         "{:<44} {:>12.3?} {:>14.0}",

@@ -22,7 +22,7 @@
 //! any point restores a correlator that continues byte for byte as the
 //! original would have.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -100,6 +100,8 @@ pub struct Correlator {
     pub(crate) next_seq: u64,
     pub(crate) alerts: FxHashMap<Fingerprint, AlertState>,
     pub(crate) tombstones: FxHashMap<Fingerprint, Tombstone>,
+    /// Tombstone expiries in the order they were made.
+    pub(crate) tombstone_queue: VecDeque<(Timestamp, Fingerprint)>,
     pub(crate) groups: BTreeMap<GroupId, Group>,
     pub(crate) joinable: usize,
     pub(crate) timers: Timers,
@@ -127,6 +129,7 @@ impl Correlator {
             next_seq: 0,
             alerts: FxHashMap::default(),
             tombstones: FxHashMap::default(),
+            tombstone_queue: VecDeque::new(),
             groups: BTreeMap::new(),
             joinable: 0,
             timers: Timers::default(),
@@ -385,6 +388,7 @@ impl Correlator {
         while let Some(timer) = self.timers.pop_before(limit) {
             self.fire(timer, sink);
         }
+        self.expire_tombstones(limit);
     }
 
     fn fire<S: EventSink>(&mut self, timer: Timer, sink: &mut S) {
@@ -401,11 +405,21 @@ impl Correlator {
                 }
                 self.emit_update(timer.id, now, sink);
             }
-            TimerKind::TombstoneExpiry => {
-                let fp = Fingerprint(timer.id);
-                if self.tombstones.get(&fp).is_some_and(|t| t.expires_at <= now) {
-                    self.tombstones.remove(&fp);
-                }
+        }
+    }
+
+    /// Forgets tombstones that expired before `limit`. Expiries are queued
+    /// in the order groups closed, which is nearly time order; one that is
+    /// out of order is dropped a little late, which changes nothing but how
+    /// long a late repeat is recognised.
+    fn expire_tombstones(&mut self, limit: Timestamp) {
+        while let Some(&(at, fp)) = self.tombstone_queue.front() {
+            if at >= limit {
+                break;
+            }
+            self.tombstone_queue.pop_front();
+            if self.tombstones.get(&fp).is_some_and(|t| t.expires_at <= at) {
+                self.tombstones.remove(&fp);
             }
         }
     }
@@ -933,11 +947,7 @@ impl Correlator {
             self.timers.cancel(&mut alert.settle_at, TimerKind::FlapSettle, fp.0);
             let tombstone = Tombstone { starts_at: alert.starts_at, expires_at };
             self.tombstones.insert(fp, tombstone);
-            self.timers.insert(Timer {
-                at: expires_at,
-                kind: TimerKind::TombstoneExpiry,
-                id: fp.0,
-            });
+            self.tombstone_queue.push_back((expires_at, fp));
         }
     }
 

@@ -243,8 +243,8 @@ impl Linker for TopologyLinker {
     }
 }
 
-/// Places alerts whose service is not in the catalog with members that
-/// share their `fallback_group_by` label values.
+/// Places alerts whose service is not in the catalog with members, also
+/// outside the catalog, that share their `fallback_group_by` label values.
 #[derive(Default)]
 pub struct LabelRuleLinker {
     index: KeyIndex<u64>,
@@ -269,7 +269,11 @@ impl Linker for LabelRuleLinker {
     }
 
     fn joined(&mut self, group: GroupId, alert: &AlertView<'_>) {
-        self.index.add(alert.fallback_key, group, alert);
+        // Catalog alerts are placed by topology; the rule groups the rest
+        // among themselves.
+        if !matches!(alert.service, ServiceRef::Known(_)) {
+            self.index.add(alert.fallback_key, group, alert);
+        }
     }
 
     fn merged(&mut self, into: GroupId, from: GroupId) {

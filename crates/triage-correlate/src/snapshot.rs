@@ -38,6 +38,7 @@ pub struct Snapshot {
     pending: Vec<(PendingKey, Observation)>,
     alerts: Vec<AlertState>,
     tombstones: Vec<(Fingerprint, Tombstone)>,
+    tombstone_queue: Vec<(Timestamp, Fingerprint)>,
     groups: Vec<Group>,
     timers: Timers,
 }
@@ -87,6 +88,7 @@ impl Snapshot {
             pending: c.pending.iter().map(|(k, o)| (*k, Observation::clone(o))).collect(),
             alerts,
             tombstones,
+            tombstone_queue: c.tombstone_queue.iter().copied().collect(),
             groups: c.groups.values().cloned().collect(),
             timers: c.timers.clone(),
         }
@@ -116,6 +118,7 @@ impl Snapshot {
         c.pending = self.pending.into_iter().map(|(k, o)| (k, Box::new(o))).collect();
         c.alerts = self.alerts.into_iter().map(|a| (a.fingerprint, a)).collect();
         c.tombstones = self.tombstones.into_iter().collect();
+        c.tombstone_queue = self.tombstone_queue.into_iter().collect();
         c.joinable = self.groups.iter().filter(|g| g.joinable).count();
         c.groups = self.groups.into_iter().map(|g| (g.id, g)).collect();
         c.timers = self.timers;

@@ -211,8 +211,6 @@ pub enum TimerKind {
     Quiet,
     /// An incident's coalesced update is due.
     Flush,
-    /// A tombstone may be forgotten.
-    TombstoneExpiry,
 }
 
 /// A scheduled deadline. The id is a group id or a fingerprint by kind.
@@ -250,11 +248,6 @@ impl Timers {
         if let Some(old) = slot.take() {
             self.set.remove(&Timer { at: old, kind, id });
         }
-    }
-
-    /// Schedules a timer not tracked by a slot (tombstones).
-    pub fn insert(&mut self, timer: Timer) {
-        self.set.insert(timer);
     }
 
     /// Takes the earliest timer due strictly before `limit`.
