@@ -6,6 +6,7 @@
 //! event.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
@@ -47,17 +48,17 @@ pub struct Analysis {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rendered {
     /// Alerting services, sorted by name.
-    pub services: Vec<String>,
+    pub services: Vec<Arc<str>>,
     /// Impacted services, sorted by name.
-    pub impacted: Vec<String>,
+    pub impacted: Vec<Arc<str>>,
     /// User-facing impacted services, sorted by name.
-    pub user_facing: Vec<String>,
+    pub user_facing: Vec<Arc<str>>,
     /// Root-cause candidates as event entries.
     pub root_cause: Vec<RootCause>,
     /// Owning teams, root causes' first.
-    pub owners: Vec<String>,
+    pub owners: Vec<Arc<str>>,
     /// Catalog runbooks, root causes' first.
-    pub runbooks: Vec<String>,
+    pub runbooks: Vec<Arc<str>>,
     /// The service the title leads with.
     pub lead: Option<String>,
 }
@@ -79,6 +80,7 @@ impl Default for Analysis {
 /// The part of a group's analysis that decides its priority, computed
 /// with set operations only (no names, no sorting): cheap enough to run on
 /// every change of the group's shape.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Scoring {
     /// Alerting catalog services with their first alert.
     alerting: Vec<(ServiceId, Timestamp)>,
@@ -142,7 +144,16 @@ pub fn score(group: &Group, topology: &Topology, settings: &Settings) -> Scoring
 /// The full analysis of a group: its scoring, the ranked root causes with
 /// their reasons, and the rendered event fields.
 pub fn analyse(group: &Group, topology: &Topology, settings: &Settings) -> Analysis {
-    let scoring = score(group, topology, settings);
+    analyse_scored(group, score(group, topology, settings), topology, settings)
+}
+
+/// [`analyse`] from a scoring already computed for the group's shape.
+pub fn analyse_scored(
+    group: &Group,
+    scoring: Scoring,
+    topology: &Topology,
+    settings: &Settings,
+) -> Analysis {
     let root_cause = rank_root_causes(&scoring, topology);
     let (priority, priority_reason) = priority_of(scoring.score, group.max_severity, settings);
     let mut analysis = Analysis {
@@ -199,7 +210,9 @@ fn rank_root_causes(scoring: &Scoring, topology: &Topology) -> Vec<(ServiceId, f
 
 fn render_shape(group: &Group, analysis: &Analysis, topology: &Topology) -> Rendered {
     let names = |ids: &mut dyn Iterator<Item = ServiceId>| {
-        sorted(ids.map(|id| topology.name(id).to_owned()))
+        let mut ids: Vec<ServiceId> = ids.collect();
+        topology.sort_by_name(&mut ids);
+        ids.into_iter().map(|id| topology.service(id).name.clone()).collect::<Vec<_>>()
     };
     Rendered {
         services: service_names(group, topology),
@@ -211,7 +224,7 @@ fn render_shape(group: &Group, analysis: &Analysis, topology: &Topology) -> Rend
             .root_cause
             .iter()
             .map(|(id, score, reason)| RootCause {
-                service: topology.name(*id).to_owned(),
+                service: topology.service(*id).name.clone(),
                 score: *score,
                 reason: reason.clone(),
             })
@@ -310,24 +323,21 @@ pub fn render_event(
     })
 }
 
-fn sorted(names: impl Iterator<Item = String>) -> Vec<String> {
-    let mut v: Vec<String> = names.collect();
-    v.sort();
-    v
+
+fn service_names(group: &Group, topology: &Topology) -> Vec<Arc<str>> {
+    let mut names: Vec<Arc<str>> = group
+        .services
+        .keys()
+        .filter_map(|s| match s {
+            ServiceRef::Known(id) => Some(topology.service(*id).name.clone()),
+            ServiceRef::Unknown(name) => Some(name.clone()),
+            ServiceRef::Absent => None,
+        })
+        .collect();
+    names.sort();
+    names
 }
 
-fn service_names(group: &Group, topology: &Topology) -> Vec<String> {
-    sorted(group.services.keys().filter_map(|s| service_name(s, topology).map(str::to_owned)))
-}
-
-/// The printable name of a service reference.
-pub fn service_name<'a>(service: &'a ServiceRef, topology: &'a Topology) -> Option<&'a str> {
-    match service {
-        ServiceRef::Known(id) => Some(topology.name(*id)),
-        ServiceRef::Unknown(name) => Some(name),
-        ServiceRef::Absent => None,
-    }
-}
 
 /// The service to lead the title with: among the alerting services, the
 /// user-facing one of the most critical tier (what users notice), else the
@@ -394,26 +404,26 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-fn owners(group: &Group, analysis: &Analysis, topology: &Topology) -> Vec<String> {
+fn owners(group: &Group, analysis: &Analysis, topology: &Topology) -> Vec<Arc<str>> {
     let roots = analysis.root_cause.iter().map(|r| r.0);
     let others = group.services.keys().filter_map(|s| match s {
         ServiceRef::Known(id) => Some(*id),
         _ => None,
     });
     let mut seen = rustc_hash::FxHashSet::default();
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<Arc<str>> = Vec::new();
     for id in roots.chain(others) {
         if let Some(owner) = &topology.service(id).owner
             && seen.insert(owner.clone())
         {
-            out.push(owner.to_string());
+            out.push(owner.clone());
         }
     }
     out
 }
 
 /// Runbooks from the catalog (root causes first), at most `MAX_RUNBOOKS`.
-fn catalog_runbooks(analysis: &Analysis, topology: &Topology) -> Vec<String> {
+fn catalog_runbooks(analysis: &Analysis, topology: &Topology) -> Vec<Arc<str>> {
     let roots = analysis.root_cause.iter().map(|r| r.0);
     let urls = roots
         .chain(analysis.impacted.iter().copied())
@@ -422,20 +432,17 @@ fn catalog_runbooks(analysis: &Analysis, topology: &Topology) -> Vec<String> {
 }
 
 /// The catalog's runbooks, then the alerts' `runbook_url`s, deduplicated.
-fn runbooks(catalog: &[String], members: &[&AlertState]) -> Vec<String> {
+fn runbooks(catalog: &[Arc<str>], members: &[&AlertState]) -> Vec<Arc<str>> {
     dedup_urls(members.iter().filter_map(|a| a.runbook.clone()), catalog.to_vec())
 }
 
-fn dedup_urls(
-    urls: impl Iterator<Item = std::sync::Arc<str>>,
-    mut out: Vec<String>,
-) -> Vec<String> {
+fn dedup_urls(urls: impl Iterator<Item = Arc<str>>, mut out: Vec<Arc<str>>) -> Vec<Arc<str>> {
     for url in urls {
         if out.len() >= MAX_RUNBOOKS {
             break;
         }
-        if !out.iter().any(|u| u.as_str() == url.as_ref()) {
-            out.push(url.to_string());
+        if !out.contains(&url) {
+            out.push(url);
         }
     }
     out

@@ -32,7 +32,7 @@ use triage_model::{
 };
 use triage_topology::Topology;
 
-use crate::analysis::{Analysis, EventHeader, analyse, render_event};
+use crate::analysis::{Analysis, EventHeader, analyse, analyse_scored, render_event};
 use crate::linker::{AlertView, LabelRuleLinker, Link, Linker, TopologyLinker};
 use crate::settings::Settings;
 use crate::snapshot::{RestoreError, Snapshot};
@@ -588,6 +588,7 @@ impl Correlator {
             incident: None,
             timers: GroupTimers::default(),
             analysis: None,
+            scoring: None,
         };
         if let Some(persist) = self.settings.declare.persist_for {
             let at = now.plus(persist);
@@ -639,6 +640,7 @@ impl Correlator {
         }
         if shape_changed {
             group.analysis = None;
+            group.scoring = None;
         }
         if group.critical_on.is_none()
             && alert.severity == AlertSeverity::Critical
@@ -724,6 +726,7 @@ impl Correlator {
         }
         group.firing += absorbed.firing;
         group.analysis = None;
+        group.scoring = None;
         group.first_at = group.first_at.min(absorbed.first_at);
         group.max_severity = group.max_severity.max(absorbed.max_severity);
         group.critical_on = group.critical_on.take().or(absorbed.critical_on);
@@ -970,8 +973,13 @@ impl Correlator {
             return;
         };
         if shape_changed {
-            let priority = crate::analysis::score(group, &self.topology, &self.settings).priority;
-            if priority.is_above(incident.severity) {
+            let severity = incident.severity;
+            let scoring = crate::analysis::score(group, &self.topology, &self.settings);
+            let priority = scoring.priority;
+            if let Some(group) = self.groups.get_mut(&gid) {
+                group.scoring = Some(Box::new(scoring));
+            }
+            if priority.is_above(severity) {
                 let analysis = self.analysis(gid);
                 self.escalate(gid, &analysis, now, sink);
                 return;
@@ -1090,7 +1098,10 @@ impl Correlator {
         if let Some(cached) = &group.analysis {
             return cached.clone();
         }
-        let fresh = Arc::new(analyse(group, &self.topology, &self.settings));
+        let fresh = Arc::new(match group.scoring.take() {
+            Some(scoring) => analyse_scored(group, *scoring, &self.topology, &self.settings),
+            None => analyse(group, &self.topology, &self.settings),
+        });
         group.analysis = Some(fresh.clone());
         fresh
     }

@@ -194,6 +194,10 @@ pub struct Group {
     /// change, recomputed on demand, never persisted.
     #[serde(skip)]
     pub analysis: Option<Arc<crate::analysis::Analysis>>,
+    /// The scoring of the current shape when computed before the analysis
+    /// was needed (the escalation check); same rules as `analysis`.
+    #[serde(skip)]
+    pub scoring: Option<Box<crate::analysis::Scoring>>,
 }
 
 /// What a timer does when it fires.

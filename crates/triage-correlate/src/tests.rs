@@ -133,11 +133,11 @@ fn a_fault_and_its_symptoms_become_one_incident_with_the_cause_ranked_first() {
     assert_eq!(events[0].event, EventKind::Declared);
     let last = &events[events.len() - 1];
     assert_eq!(last.alert_count, 4);
-    assert_eq!(last.root_cause[0].service, "payments-db");
+    assert_eq!(&*last.root_cause[0].service, "payments-db");
     assert_eq!(last.root_cause.len(), 1, "symptoms depend on an alerting service");
-    assert_eq!(last.blast_radius.user_facing, ["web"]);
+    assert_eq!(last.blast_radius.user_facing, [Arc::<str>::from("web")]);
     assert_eq!(last.title, "web degraded: 4 alerts on 4 services, likely cause payments-db");
-    assert_eq!(last.owners[0], "team-payments-db");
+    assert_eq!(&*last.owners[0], "team-payments-db");
     let reason = &last
         .alerts
         .iter()
@@ -217,7 +217,7 @@ fn a_cause_below_two_incidents_merges_them_into_the_older() {
     assert_eq!(merged.merged_into.as_deref(), Some(ids[0].as_str()));
     let survivor = last_of(events, &ids[0]).cloned().unwrap_or_else(|| panic!("no survivor"));
     assert_eq!(survivor.alert_count, 5);
-    assert_eq!(survivor.root_cause[0].service, "redis");
+    assert_eq!(&*survivor.root_cause[0].service, "redis");
     assert_eq!(h.engine.stats().distinct_incidents(), 1);
     let why =
         survivor.alerts.iter().find(|a| &*a.alertname == "RedisDown").map(|a| a.reason.to_string());

@@ -71,7 +71,7 @@ pub enum EventKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RootCause {
     /// The service.
-    pub service: String,
+    pub service: Arc<str>,
     /// Share of the incident's alerting services this candidate explains
     /// (itself and those that depend on it), 0..1, rounded to 3 places.
     pub score: f64,
@@ -87,9 +87,9 @@ pub struct BlastRadius {
     pub score: u64,
     /// Alerting services plus every service that transitively depends on a
     /// root-cause candidate, sorted by name.
-    pub impacted: Vec<String>,
+    pub impacted: Vec<Arc<str>>,
     /// The user-facing subset of `impacted`.
-    pub user_facing: Vec<String>,
+    pub user_facing: Vec<Arc<str>>,
 }
 
 /// One member alert and why it belongs to the incident.
@@ -116,7 +116,8 @@ pub struct AlertEntry {
     pub reason: Arc<str>,
 }
 
-/// An incident event, `triage.incident.v1`.
+/// An incident event, `triage.incident.v1`. Names are shared (`Arc<str>`)
+/// with the engine's state, so rendering an event does not copy them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IncidentEvent {
     /// Always [`SCHEMA_V1`].
@@ -151,15 +152,15 @@ pub struct IncidentEvent {
     /// How the severity follows from the blast radius and alert severities.
     pub severity_reason: String,
     /// Alerting services, sorted by name.
-    pub services: Vec<String>,
+    pub services: Vec<Arc<str>>,
     /// Ranked root-cause candidates, best first (at most three).
     pub root_cause: Vec<RootCause>,
     /// Impacted services and the weighted score.
     pub blast_radius: BlastRadius,
     /// Owning teams: root causes' owners first, then the other services'.
-    pub owners: Vec<String>,
+    pub owners: Vec<Arc<str>>,
     /// Runbooks from the catalog and the alerts' `runbook_url` annotations.
-    pub runbooks: Vec<String>,
+    pub runbooks: Vec<Arc<str>>,
     /// Member alerts in total.
     pub alert_count: u32,
     /// Member alerts currently firing.

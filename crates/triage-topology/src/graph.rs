@@ -159,6 +159,9 @@ pub struct Topology {
     max_hops: u8,
     cycles: Vec<Vec<ServiceId>>,
     closures: Option<Closures>,
+    /// Position of each service in name order, to sort ids by name without
+    /// comparing strings.
+    name_rank: Vec<u32>,
 }
 
 impl Topology {
@@ -223,7 +226,14 @@ impl Topology {
             max_hops,
             cycles: Vec::new(),
             closures: None,
+            name_rank: Vec::new(),
         };
+        let mut by_name_order: Vec<usize> = (0..specs.len()).collect();
+        by_name_order.sort_by(|&a, &b| specs[a].name.cmp(&specs[b].name));
+        topology.name_rank = vec![0; specs.len()];
+        for (rank, index) in by_name_order.into_iter().enumerate() {
+            topology.name_rank[index] = rank as u32;
+        }
         topology.neighbourhoods =
             (0..specs.len()).map(|i| topology.compute_neighbourhood(ServiceId(i as u32))).collect();
         topology.cycles = find_cycles(&topology.graph);
@@ -296,6 +306,11 @@ impl Topology {
     /// The service behind an id.
     pub fn service(&self, id: ServiceId) -> &Service {
         &self.services[id.index()]
+    }
+
+    /// Sorts ids by service name.
+    pub fn sort_by_name(&self, ids: &mut [ServiceId]) {
+        ids.sort_unstable_by_key(|id| self.name_rank[id.index()]);
     }
 
     /// The catalog name behind an id.

@@ -104,6 +104,9 @@ pub fn render(event: &IncidentEvent) -> String {
     out
 }
 
-fn or_none(items: &[String]) -> String {
-    if items.is_empty() { "none".to_owned() } else { items.join(", ") }
+fn or_none(items: &[std::sync::Arc<str>]) -> String {
+    if items.is_empty() {
+        return "none".to_owned();
+    }
+    items.iter().map(|i| i.as_ref()).collect::<Vec<_>>().join(", ")
 }
