@@ -201,24 +201,25 @@ fn main() {
     let _ = writeln!(out, "memory: {per_alert:.0} bytes per active alert ({active} active alerts)");
 }
 
-/// A storm of `target` single-alert webhook lines of about 1.1 KB: a busy
-/// day on a 2,000-service platform. Per day at one million lines: about
-/// 1,400 independent faults (each propagating up to three hops to the
-/// callers, two to six instances per affected service), 5,000 noise alerts
-/// an hour, 340 flapping alerts, 85 fleet-wide events, every firing alert
-/// re-sent every two minutes, as Alertmanager does with a short
-/// `group_interval`.
+/// A storm of `target` single-alert webhook lines of about 1.1 KB over a
+/// 2,000-service platform, at a fixed busy rate; the size sets how long it
+/// lasts (about 44 hours for a million lines). Per day: 2,080 independent
+/// faults (each propagating up to three hops to the callers with two to six
+/// instances per affected service), 2,600 noise alerts an hour on random
+/// services, 520 flapping alerts, 130 fleet-wide events (12-30 hosts, no
+/// service label), and every firing alert re-sent every two minutes, as
+/// Alertmanager does with a short `group_interval`.
 fn storm_lines(topology: &Topology, target: usize) -> Vec<String> {
-    // The shape yields about 0.4 lines per unit of `target` at this scale:
-    // scale up, then cut the storm at the target.
-    let scale = (target as f64 / 1_000_000.0 * 2.6).max(0.001);
+    // This shape yields about 540,000 lines a day; generate enough days,
+    // with a little margin, and cut at the target.
+    let days = (target as f64 / 520_000.0).max(0.01);
     let spec = StormSpec {
         seed: 42,
-        duration: Duration::from_secs(24 * 3600),
-        faults: (800.0 * scale) as u32,
-        noise_per_hour: (1000.0 * scale) as u32,
-        flapping: (200.0 * scale) as u32,
-        fleet_events: (50.0 * scale).max(1.0) as u32,
+        duration: Duration::from_secs_f64(days * 86_400.0),
+        faults: (2080.0 * days) as u32,
+        noise_per_hour: 2600,
+        flapping: (520.0 * days) as u32,
+        fleet_events: (130.0 * days).max(1.0) as u32,
         renotify_every: Duration::from_secs(2 * 60),
         pad_to_bytes: 1024,
         api_v2_share: 0.0,

@@ -323,7 +323,6 @@ pub fn render_event(
     })
 }
 
-
 fn service_names(group: &Group, topology: &Topology) -> Vec<Arc<str>> {
     let mut names: Vec<Arc<str>> = group
         .services
@@ -337,7 +336,6 @@ fn service_names(group: &Group, topology: &Topology) -> Vec<Arc<str>> {
     names.sort();
     names
 }
-
 
 /// The service to lead the title with: among the alerting services, the
 /// user-facing one of the most critical tier (what users notice), else the
