@@ -333,11 +333,13 @@ severity:
             [
                 "grouping.window: must be longer than zero",
                 "grouping.max_hops: 9 is too far to mean related (0..=6)",
-                "declare.persist_min_severity: \"loud\" is not one of info, warning, error, critical",
+                "declare.persist_min_severity: \"loud\" is not one of info, warning, error, \
+                 critical",
                 "severity.p2.min_blast_score: must not exceed p1's, or P1 could never be reached",
                 "services[0].tier: 7 is not a tier: use 1..=3 (one per severity.tier_weights)",
                 "services[2]: name \"checkout\" is already used by services[0]",
-                "services[0].depends_on[1]: \"checkout\" depends on \"paymnt\", which is not in the catalog",
+                "services[0].depends_on[1]: \"checkout\" depends on \"paymnt\", which is not in \
+                 the catalog",
             ]
         );
     }

@@ -376,7 +376,8 @@ mod tests {
 
     #[test]
     fn decodes_an_api_v2_array_and_computes_missing_fingerprints() {
-        let line = r#"[{"labels":{"job":"foo","severity":"warning"},"startsAt":"2024-05-01T12:00:00Z"},
+        let line = r#"[{"labels":{"job":"foo","severity":"warning"},
+            "startsAt":"2024-05-01T12:00:00Z"},
             {"labels":{"severity":"critical","job":"foo"},"startsAt":"2024-05-01T12:00:00Z"}]"#;
         let d = decode(line).unwrap_or_default();
         let fps: Vec<String> = d.alerts.iter().map(|a| a.fingerprint.to_string()).collect();
@@ -460,12 +461,17 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+        ) {
             let _ = decode_line(&bytes, &DecodeLimits::default(), None);
         }
 
         #[test]
-        fn mutated_payloads_never_panic(cut in 0usize..WEBHOOK.len(), byte in proptest::num::u8::ANY) {
+        fn mutated_payloads_never_panic(
+            cut in 0usize..WEBHOOK.len(),
+            byte in proptest::num::u8::ANY,
+        ) {
             let mut line = WEBHOOK.as_bytes().to_vec();
             line[cut] = byte;
             let _ = decode_line(&line, &DecodeLimits::default(), None);

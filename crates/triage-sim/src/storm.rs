@@ -316,7 +316,8 @@ fn alert_json(o: &Occurrence, fp: Fingerprint, resolved: bool, pad: usize) -> St
     }
     format!(
         "{{\"status\":\"{}\",\"labels\":{{{labels}}},\"annotations\":{{\"summary\":\"{}\",\
-         \"description\":\"{description}\",\"runbook_url\":\"https://runbooks.example/alerts/{}\"}},\
+         \"description\":\"{description}\",\
+         \"runbook_url\":\"https://runbooks.example/alerts/{}\"}},\
          \"startsAt\":\"{}\",\"endsAt\":\"{ends}\",\
          \"generatorURL\":\"http://prometheus:9090/graph?g0.expr=up\",\"fingerprint\":\"{fp}\"}}",
         if resolved { "resolved" } else { "firing" },
@@ -328,7 +329,8 @@ fn alert_json(o: &Occurrence, fp: Fingerprint, resolved: bool, pad: usize) -> St
 
 fn webhook(alert: &str) -> String {
     format!(
-        "{{\"version\":\"4\",\"groupKey\":\"{{}}:{{}}\",\"truncatedAlerts\":0,\"receiver\":\"triage\",\
+        "{{\"version\":\"4\",\"groupKey\":\"{{}}:{{}}\",\"truncatedAlerts\":0,\
+         \"receiver\":\"triage\",\
          \"groupLabels\":{{}},\"commonLabels\":{{}},\"commonAnnotations\":{{}},\
          \"externalURL\":\"http://alertmanager:9093\",\"alerts\":[{alert}]}}"
     )

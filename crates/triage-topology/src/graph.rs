@@ -618,7 +618,8 @@ mod tests {
             [
                 "services[2]: name \"a\" is already used by services[0]",
                 "services[3].name: service name is empty",
-                "services[0].depends_on[1]: \"a\" depends on \"ghost\", which is not in the catalog",
+                "services[0].depends_on[1]: \"a\" depends on \"ghost\", which is not in the \
+                 catalog",
                 "services[1].depends_on: \"b\" depends on itself",
             ]
         );

@@ -27,7 +27,10 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-const GOOD: &str = r#"{"labels":{"alertname":"PostgresDown","service":"payments-db","severity":"critical"},"startsAt":"2026-01-01T10:00:00Z"}"#;
+const GOOD: &str = concat!(
+    r#"{"labels":{"alertname":"PostgresDown","service":"payments-db","severity":"critical"},"#,
+    r#""startsAt":"2026-01-01T10:00:00Z"}"#
+);
 
 fn bad_input() -> Vec<u8> {
     let mut input = Vec::new();
@@ -38,7 +41,14 @@ fn bad_input() -> Vec<u8> {
     );
     input.extend_from_slice(b"{\"labels\":{},\"startsAt\":\"2026-01-01T10:00:00Z\"}\n");
     input.extend_from_slice(b"{\"labels\":{\"a\":\"b\"},\"startsAt\":\"noon\"}\n");
-    input.extend_from_slice(b"{\"labels\":{\"service\":\"not-in-catalog\",\"alertname\":\"X\"},\"startsAt\":\"2026-01-01T10:00:01Z\"}\n");
+    input.extend_from_slice(
+        concat!(
+            r#"{"labels":{"service":"not-in-catalog","alertname":"X"},"#,
+            r#""startsAt":"2026-01-01T10:00:01Z"}"#,
+            "\n"
+        )
+        .as_bytes(),
+    );
     input.extend_from_slice(&vec![b'x'; 2 << 20]);
     input.extend_from_slice(b"\n");
     input
