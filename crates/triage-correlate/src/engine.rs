@@ -253,24 +253,40 @@ impl Correlator {
         Ok(correlator)
     }
 
+    /// Adds a grouping strategy after the built-in ones (topology, then the
+    /// label rule). Its index is fed with the open groups at once, so this
+    /// works on a new or a restored correlator alike; a correlator restored
+    /// from a snapshot must get the same linkers, in the same order, as the
+    /// one that took it.
+    pub fn with_linker(mut self, mut linker: Box<dyn Linker>) -> Self {
+        self.feed_open_groups(linker.as_mut());
+        self.linkers.push(linker);
+        self
+    }
+
     fn rebuild_indexes(&mut self) {
+        let mut linkers = std::mem::take(&mut self.linkers);
+        for linker in &mut linkers {
+            self.feed_open_groups(linker.as_mut());
+        }
+        self.linkers = linkers;
+    }
+
+    /// Replays `joined` for the members of every open group, in join order.
+    fn feed_open_groups(&self, linker: &mut dyn Linker) {
         for (&gid, group) in &self.groups {
             if !group.joinable {
                 continue;
             }
             for fp in &group.members {
-                let Some(alert) = self.alerts.get(fp) else {
-                    continue;
-                };
+                let Some(alert) = self.alerts.get(fp) else { continue };
                 let view = AlertView {
                     fingerprint: alert.fingerprint,
                     service: &alert.service,
                     fallback_key: alert.fallback_key,
                     at: alert.joined_at,
                 };
-                for linker in &mut self.linkers {
-                    linker.joined(gid, &view);
-                }
+                linker.joined(gid, &view);
             }
         }
     }

@@ -416,3 +416,59 @@ fn a_fresh_correlator_snapshots_and_restores() {
     let restored = Correlator::restore(Arc::new(Settings::default()), shop(), snapshot);
     assert!(restored.is_ok_and(|c| c.head().is_none()));
 }
+
+/// A strategy that links every alert it was told about to the first group
+/// that holds one: enough to show a third linker plugs in beside the others.
+#[derive(Default)]
+struct ListedAlertsLinker {
+    listed: std::collections::HashSet<triage_model::Fingerprint>,
+    first: Option<(crate::GroupId, triage_model::Fingerprint)>,
+}
+
+impl crate::linker::Linker for ListedAlertsLinker {
+    fn propose(&self, alert: &crate::linker::AlertView<'_>, out: &mut Vec<crate::linker::Link>) {
+        let Some((group, via)) = self.first else { return };
+        if self.listed.contains(&alert.fingerprint) {
+            let reason = crate::JoinReason::LabelRule { via, gap_nanos: 0 };
+            out.push(crate::linker::Link { group, rank: 5000, explains: false, reason });
+        }
+    }
+    fn joined(&mut self, group: crate::GroupId, alert: &crate::linker::AlertView<'_>) {
+        if self.first.is_none() && self.listed.contains(&alert.fingerprint) {
+            self.first = Some((group, alert.fingerprint));
+        }
+    }
+    fn merged(&mut self, into: crate::GroupId, from: crate::GroupId) {
+        if let Some((group, _)) = self.first.as_mut().filter(|(g, _)| *g == from) {
+            *group = into;
+        }
+    }
+    fn closed(&mut self, group: crate::GroupId) {
+        if self.first.is_some_and(|(g, _)| g == group) {
+            self.first = None;
+        }
+    }
+}
+
+#[test]
+fn a_third_grouping_strategy_plugs_in_beside_topology_and_the_label_rule() {
+    // Topology alone keeps these apart: neither service reaches the other.
+    let cart = alert("Correlated", "cart", "warning", "a");
+    let idx = alert("Correlated", "search-index", "warning", "a");
+    let records = [firing(&cart, 0), firing(&idx, 5)];
+    let run = |extra: bool| {
+        let mut engine = Correlator::new(Arc::new(Settings::default()), shop(), 0);
+        if extra {
+            let listed = records.iter().map(|r| r.fingerprint).collect();
+            engine = engine.with_linker(Box::new(ListedAlertsLinker { listed, first: None }));
+        }
+        let mut sink = CollectingSink::default();
+        for (i, r) in records.iter().enumerate() {
+            engine.ingest(r, i as u64, &mut sink);
+        }
+        engine.finish(&mut sink);
+        engine.stats().groups_opened
+    };
+    assert_eq!(run(false), 2);
+    assert_eq!(run(true), 1);
+}
