@@ -4,15 +4,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use triage_correlate::{Level, Settings};
+use triage_correlate::{
+    DeclarePolicy, Grouping, Level, Limits, Settings, SeverityPolicy, UpdatePolicy,
+};
 use triage_formats::DecodeLimits;
 use triage_model::{AlertSeverity, DurationSpec};
 use triage_topology::{ServiceSpec, Topology};
 
-use crate::raw::{RawConfig, RawLevel};
+use crate::raw::{
+    RawConfig, RawDeclare, RawGrouping, RawInput, RawLevel, RawLimits, RawService, RawSeverity,
+    RawUpdates,
+};
 use crate::{Config, ConfigError, ConfigErrors, InputLimits};
 
-/// Collects errors while validation walks the file.
+/// Collects errors while validation walks the file, and reads optional
+/// values against their defaults.
 #[derive(Default)]
 struct Errors(Vec<ConfigError>);
 
@@ -20,26 +26,104 @@ impl Errors {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigError { path: path.into(), message: message.into() });
     }
+
+    fn positive(&mut self, path: &str, value: Option<DurationSpec>, default: Duration) -> Duration {
+        match value {
+            Some(d) if d.0.is_zero() => {
+                self.push(path, "must be longer than zero");
+                default
+            }
+            Some(d) => d.0,
+            None => default,
+        }
+    }
+
+    fn at_least_one(&mut self, path: &str, value: Option<usize>, default: usize) -> usize {
+        match value {
+            Some(0) => {
+                self.push(path, "must be at least 1");
+                default
+            }
+            Some(n) => n,
+            None => default,
+        }
+    }
+
+    fn labels(
+        &mut self,
+        path: &str,
+        value: Option<Vec<String>>,
+        default: Vec<String>,
+    ) -> Vec<String> {
+        match value {
+            Some(labels) if labels.is_empty() => {
+                self.push(path, "must name at least one label");
+                default
+            }
+            Some(labels) => labels,
+            None => default,
+        }
+    }
+
+    fn severity(&mut self, path: &str, text: &str, default: AlertSeverity) -> AlertSeverity {
+        match text {
+            "info" => AlertSeverity::Info,
+            "warning" => AlertSeverity::Warning,
+            "error" => AlertSeverity::Error,
+            "critical" => AlertSeverity::Critical,
+            other => {
+                self.push(path, format!("{other:?} is not one of info, warning, error, critical"));
+                default
+            }
+        }
+    }
 }
 
 /// Validates a parsed file, reporting every error at once.
 pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     let mut errors = Errors::default();
-    let defaults = Settings::default();
-    let mut settings = defaults.clone();
+    let mut settings = Settings::default();
+    settings.service_labels =
+        errors.labels("service_labels", raw.service_labels, settings.service_labels);
+    grouping(&mut errors, raw.grouping, &mut settings.grouping);
+    declare(&mut errors, raw.declare, &mut settings.declare);
+    severity(&mut errors, raw.severity, &mut settings.severity);
+    settings.flap.period = errors.positive("flap.period", raw.flap.period, settings.flap.period);
+    settings.flap.max_transitions =
+        raw.flap.max_transitions.unwrap_or(settings.flap.max_transitions);
+    settings.quiet_period = raw.resolve.quiet_period.map_or(settings.quiet_period, |d| d.0);
+    updates(&mut errors, raw.updates, &mut settings.updates);
+    limits(&mut errors, raw.limits, &mut settings.limits);
+    let input = input(&mut errors, raw.input);
+    let services = services(&mut errors, raw.services, settings.severity.tier_weights.len());
 
-    if let Some(labels) = raw.service_labels {
-        if labels.is_empty() {
-            errors.push("service_labels", "must name at least one label");
+    let topology = match Topology::build(&services, settings.grouping.max_hops) {
+        Ok(t) => Some(t),
+        Err(topology_errors) => {
+            for e in topology_errors {
+                errors.push(e.path(), e.to_string());
+            }
+            None
         }
-        settings.service_labels = labels;
+    };
+    match topology {
+        Some(topology) if errors.0.is_empty() => {
+            let warnings = cycle_warnings(&topology);
+            Ok(Config {
+                settings: Arc::new(settings),
+                services,
+                topology: Arc::new(topology),
+                input,
+                warnings,
+            })
+        }
+        _ => Err(ConfigErrors(errors.0)),
     }
+}
 
-    let g = raw.grouping;
-    let grouping = &mut settings.grouping;
-    grouping.window = positive(&mut errors, "grouping.window", g.window, grouping.window);
-    grouping.max_group_lifetime = positive(
-        &mut errors,
+fn grouping(errors: &mut Errors, g: RawGrouping, grouping: &mut Grouping) {
+    grouping.window = errors.positive("grouping.window", g.window, grouping.window);
+    grouping.max_group_lifetime = errors.positive(
         "grouping.max_group_lifetime",
         g.max_group_lifetime,
         grouping.max_group_lifetime,
@@ -54,15 +138,14 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         }
         grouping.max_hops = hops;
     }
-    if let Some(labels) = g.fallback_group_by {
-        if labels.is_empty() {
-            errors.push("grouping.fallback_group_by", "must name at least one label");
-        }
-        grouping.fallback_group_by = labels;
-    }
+    grouping.fallback_group_by = errors.labels(
+        "grouping.fallback_group_by",
+        g.fallback_group_by,
+        std::mem::take(&mut grouping.fallback_group_by),
+    );
+}
 
-    let d = raw.declare;
-    let declare = &mut settings.declare;
+fn declare(errors: &mut Errors, d: RawDeclare, declare: &mut DeclarePolicy) {
     declare.min_alerts = d.min_alerts.unwrap_or(declare.min_alerts);
     declare.min_services = d.min_services.unwrap_or(declare.min_services);
     if declare.min_alerts == 0 {
@@ -76,27 +159,24 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         declare.persist_for = (!persist.0.is_zero()).then_some(persist.0);
     }
     if let Some(text) = d.persist_min_severity {
-        declare.persist_min_severity = severity(
-            &mut errors,
-            "declare.persist_min_severity",
-            &text,
-            declare.persist_min_severity,
-        );
+        declare.persist_min_severity =
+            errors.severity("declare.persist_min_severity", &text, declare.persist_min_severity);
     }
+}
 
-    let s = raw.severity;
-    let policy = &mut settings.severity;
+fn severity(errors: &mut Errors, s: RawSeverity, policy: &mut SeverityPolicy) {
     if let Some(weights) = s.tier_weights {
         if weights.is_empty() {
             errors.push("severity.tier_weights", "must give a weight for at least tier 1");
+        } else {
+            policy.tier_weights = weights;
         }
-        policy.tier_weights = weights;
     }
     policy.user_facing_multiplier =
         s.user_facing_multiplier.unwrap_or(policy.user_facing_multiplier);
     for (i, (raw_level, name)) in [(s.p1, "p1"), (s.p2, "p2"), (s.p3, "p3")].into_iter().enumerate()
     {
-        policy.levels[i] = level(&mut errors, name, raw_level, policy.levels[i]);
+        policy.levels[i] = level(errors, name, raw_level, policy.levels[i]);
     }
     for i in 1..3 {
         if policy.levels[i].min_blast_score > policy.levels[i - 1].min_blast_score {
@@ -106,74 +186,75 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             );
         }
     }
+}
 
-    settings.flap.period =
-        positive(&mut errors, "flap.period", raw.flap.period, settings.flap.period);
-    settings.flap.max_transitions =
-        raw.flap.max_transitions.unwrap_or(settings.flap.max_transitions);
-    settings.quiet_period = raw.resolve.quiet_period.map_or(settings.quiet_period, |d| d.0);
-    let updates = &mut settings.updates;
-    updates.min_interval = raw.updates.min_interval.map_or(updates.min_interval, |d| d.0);
-    updates.refresh_interval =
-        raw.updates.refresh_interval.map_or(updates.refresh_interval, |d| d.0);
+fn level(errors: &mut Errors, name: &str, raw: Option<RawLevel>, default: Level) -> Level {
+    let Some(raw) = raw else { return default };
+    let path = format!("severity.{name}.min_alert_severity");
+    Level {
+        min_blast_score: raw.min_blast_score.unwrap_or(default.min_blast_score),
+        min_alert_severity: raw.min_alert_severity.map_or(default.min_alert_severity, |s| {
+            errors.severity(&path, &s, default.min_alert_severity)
+        }),
+    }
+}
+
+fn updates(errors: &mut Errors, u: RawUpdates, updates: &mut UpdatePolicy) {
+    updates.min_interval = u.min_interval.map_or(updates.min_interval, |d| d.0);
+    updates.refresh_interval = u.refresh_interval.map_or(updates.refresh_interval, |d| d.0);
     updates.material_growth_percent =
-        raw.updates.material_growth_percent.unwrap_or(updates.material_growth_percent);
+        u.material_growth_percent.unwrap_or(updates.material_growth_percent);
     updates.material_growth_min_alerts =
-        raw.updates.material_growth_min_alerts.unwrap_or(updates.material_growth_min_alerts);
+        u.material_growth_min_alerts.unwrap_or(updates.material_growth_min_alerts);
     if updates.refresh_interval < updates.min_interval {
         errors.push("updates.refresh_interval", "must not be shorter than updates.min_interval");
     }
+}
 
-    let l = raw.limits;
-    let limits = &mut settings.limits;
-    limits.max_open_groups = at_least_one(
-        &mut errors,
-        "limits.max_open_groups",
-        l.max_open_groups,
-        limits.max_open_groups,
-    );
-    limits.max_active_alerts = at_least_one(
-        &mut errors,
+fn limits(errors: &mut Errors, l: RawLimits, limits: &mut Limits) {
+    limits.max_open_groups =
+        errors.at_least_one("limits.max_open_groups", l.max_open_groups, limits.max_open_groups);
+    limits.max_active_alerts = errors.at_least_one(
         "limits.max_active_alerts",
         l.max_active_alerts,
         limits.max_active_alerts,
     );
-    limits.max_alerts_listed = at_least_one(
-        &mut errors,
+    limits.max_alerts_listed = errors.at_least_one(
         "limits.max_alerts_listed",
         l.max_alerts_listed,
         limits.max_alerts_listed,
     );
     limits.tombstone_retention = l.tombstone_retention.map_or(limits.tombstone_retention, |d| d.0);
+}
 
-    let input_defaults = InputLimits::default();
-    let input = InputLimits {
-        max_line_bytes: at_least_one(
-            &mut errors,
+fn input(errors: &mut Errors, i: RawInput) -> InputLimits {
+    let defaults = InputLimits::default();
+    InputLimits {
+        max_line_bytes: errors.at_least_one(
             "input.max_line_bytes",
-            raw.input.max_line_bytes,
-            input_defaults.max_line_bytes,
+            i.max_line_bytes,
+            defaults.max_line_bytes,
         ),
         decode: DecodeLimits {
-            max_labels: at_least_one(
-                &mut errors,
+            max_labels: errors.at_least_one(
                 "input.max_labels",
-                raw.input.max_labels,
-                input_defaults.decode.max_labels,
+                i.max_labels,
+                defaults.decode.max_labels,
             ),
-            max_label_bytes: at_least_one(
-                &mut errors,
+            max_label_bytes: errors.at_least_one(
                 "input.max_label_bytes",
-                raw.input.max_label_bytes,
-                input_defaults.decode.max_label_bytes,
+                i.max_label_bytes,
+                defaults.decode.max_label_bytes,
             ),
         },
-    };
+    }
+}
 
-    let tiers = settings.severity.tier_weights.len().max(1);
-    let services: Vec<ServiceSpec> = raw
-        .services
-        .into_iter()
+/// Catalog entries as the topology takes them; an entry without a tier
+/// gets the least critical one.
+fn services(errors: &mut Errors, raw: Vec<RawService>, tiers: usize) -> Vec<ServiceSpec> {
+    let tiers = tiers.max(1);
+    raw.into_iter()
         .enumerate()
         .map(|(i, s)| {
             let tier = s.tier.unwrap_or(tiers as u8);
@@ -195,91 +276,21 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
                 runbook: s.runbook,
             }
         })
-        .collect();
-
-    let topology = match Topology::build(&services, settings.grouping.max_hops) {
-        Ok(t) => Some(t),
-        Err(topology_errors) => {
-            for e in topology_errors {
-                errors.push(e.path(), e.to_string());
-            }
-            None
-        }
-    };
-    match topology {
-        Some(topology) if errors.0.is_empty() => {
-            let warnings = topology
-                .cycles()
-                .iter()
-                .map(|cycle| {
-                    let names: Vec<&str> = cycle.iter().map(|&id| topology.name(id)).collect();
-                    format!(
-                        "dependency cycle: {} (allowed; root causes inside it are ranked by reach)",
-                        names.join(", ")
-                    )
-                })
-                .collect();
-            Ok(Config {
-                settings: Arc::new(settings),
-                services,
-                topology: Arc::new(topology),
-                input,
-                warnings,
-            })
-        }
-        _ => Err(ConfigErrors(errors.0)),
-    }
+        .collect()
 }
 
-fn positive(
-    errors: &mut Errors,
-    path: &str,
-    value: Option<DurationSpec>,
-    default: Duration,
-) -> Duration {
-    match value {
-        Some(d) if d.0.is_zero() => {
-            errors.push(path, "must be longer than zero");
-            default
-        }
-        Some(d) => d.0,
-        None => default,
-    }
-}
-
-fn at_least_one(errors: &mut Errors, path: &str, value: Option<usize>, default: usize) -> usize {
-    match value {
-        Some(0) => {
-            errors.push(path, "must be at least 1");
-            default
-        }
-        Some(n) => n,
-        None => default,
-    }
-}
-
-fn severity(errors: &mut Errors, path: &str, text: &str, default: AlertSeverity) -> AlertSeverity {
-    match text {
-        "info" => AlertSeverity::Info,
-        "warning" => AlertSeverity::Warning,
-        "error" => AlertSeverity::Error,
-        "critical" => AlertSeverity::Critical,
-        other => {
-            errors.push(path, format!("{other:?} is not one of info, warning, error, critical"));
-            default
-        }
-    }
-}
-
-fn level(errors: &mut Errors, name: &str, raw: Option<RawLevel>, default: Level) -> Level {
-    let Some(raw) = raw else { return default };
-    let path = format!("severity.{name}.min_alert_severity");
-    Level {
-        min_blast_score: raw.min_blast_score.unwrap_or(default.min_blast_score),
-        min_alert_severity: raw.min_alert_severity.map_or(default.min_alert_severity, |s| {
-            severity(errors, &path, &s, default.min_alert_severity)
-        }),
-    }
+fn cycle_warnings(topology: &Topology) -> Vec<String> {
+    topology
+        .cycles()
+        .iter()
+        .map(|cycle| {
+            let names: Vec<&str> = cycle.iter().map(|&id| topology.name(id)).collect();
+            format!(
+                "dependency cycle: {} (allowed; root causes inside it are ranked by reach)",
+                names.join(", ")
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

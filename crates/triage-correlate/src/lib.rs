@@ -22,7 +22,9 @@ mod stats;
 mod tests;
 
 pub use engine::{CollectingSink, Correlator, DroppedAlert, EventSink, incident_id};
-pub use settings::{DeclarePolicy, FlapPolicy, Grouping, Level, Limits, Settings, SeverityPolicy};
+pub use settings::{
+    DeclarePolicy, FlapPolicy, Grouping, Level, Limits, Settings, SeverityPolicy, UpdatePolicy,
+};
 pub use snapshot::{RestoreError, SNAPSHOT_FORMAT, Snapshot};
 pub use state::{GroupId, JoinReason, ServiceRef};
 pub use stats::Stats;
