@@ -22,7 +22,7 @@ use triage_topology::{ServiceSpec, Topology};
 pub use validate::validate;
 
 /// A validated configuration.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Correlation settings.
     pub settings: Arc<Settings>,

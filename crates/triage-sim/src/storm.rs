@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use triage_formats::fingerprint_of;
 use triage_model::{Fingerprint, Labels, Timestamp};
 use triage_topology::{ServiceId, Topology};
@@ -69,7 +69,7 @@ pub struct Storm {
 }
 
 /// Where one alert really belongs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TruthRow {
     /// The alert.
     pub fingerprint: Fingerprint,
@@ -107,7 +107,9 @@ pub fn generate(topology: &Topology, spec: &StormSpec) -> Storm {
         let t0 = spec.start.plus(Duration::from_secs(rng.below(span * 3 / 4)));
         let length = Duration::from_secs(rng.between(6 * 60, 25 * 60));
         let truth = (format!("fault-{fault}"), topology.name(root).to_owned());
-        for occurrence in fault_alerts(topology, root, (t0, length), spec.instances, &mut rng) {
+        for occurrence in
+            fault_alerts(topology, (fault, root), (t0, length), spec.instances, &mut rng)
+        {
             occurrences.push((occurrence, Some(truth.clone())));
         }
     }
@@ -183,9 +185,12 @@ fn pick_root<'a>(
     Some(rng.pick(ids))
 }
 
+/// The alerts of fault number `fault` starting in `root`. Pod names carry
+/// the fault number, as restarted pods get new names, so an alert of one
+/// fault never shares its identity with another fault's.
 fn fault_alerts(
     topology: &Topology,
-    root: ServiceId,
+    (fault, root): (u32, ServiceId),
     (t0, length): (Timestamp, Duration),
     (fewest, most): (u64, u64),
     rng: &mut SplitMix64,
@@ -193,7 +198,8 @@ fn fault_alerts(
     let mut out = Vec::new();
     let cause = *rng.pick(&["InstanceDown", "HighErrorRate", "ConnectionPoolExhausted"]);
     for instance in 0..rng.between(fewest, most) {
-        let labels = alert_labels(cause, topology.name(root), "critical", &format!("{instance}"));
+        let pod = format!("f{fault}-{instance}");
+        let labels = alert_labels(cause, topology.name(root), "critical", &pod);
         let start = t0.plus(Duration::from_secs(rng.below(20)));
         let summary = format!("{cause} on {}", topology.name(root));
         out.push(Occurrence { labels, summary, start, end: t0.plus(length) });
@@ -215,12 +221,8 @@ fn fault_alerts(
                 let severity =
                     if topology.service(caller).tier == 1 { "critical" } else { "error" };
                 for instance in 0..rng.between(fewest, most) {
-                    let labels = alert_labels(
-                        symptom,
-                        topology.name(caller),
-                        severity,
-                        &format!("{instance}"),
-                    );
+                    let pod = format!("f{fault}-{instance}");
+                    let labels = alert_labels(symptom, topology.name(caller), severity, &pod);
                     let summary = format!("{symptom} on {}", topology.name(caller));
                     let end = t0.plus(length).plus(Duration::from_secs(rng.between(10, 90)));
                     out.push(Occurrence { labels, summary, start, end });

@@ -7,6 +7,7 @@
 //! - [`explain`]: `triage explain`, an incident's reasoning for people;
 //! - [`sim`]: `triage sim`, the storm generator.
 
+pub mod eval;
 pub mod explain;
 pub mod input;
 pub mod replay;

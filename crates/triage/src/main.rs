@@ -46,6 +46,29 @@ enum Command {
     Explain(ExplainArgs),
     /// Generate a seeded alert storm over the configured catalog.
     Sim(SimArgs),
+    /// Score triage's incidents on a storm against its ground truth, beside
+    /// Alertmanager's default grouping and fixed time windows.
+    Eval(EvalArgs),
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// The configuration (catalog and settings).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The storm: alerts as JSON lines.
+    #[arg(long)]
+    alerts: PathBuf,
+    /// Ground truth as JSON lines (`triage sim --truth`).
+    #[arg(long)]
+    truth: PathBuf,
+    /// Incident events to score; without it the storm is replayed with
+    /// every member listed and time run out.
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -128,6 +151,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Explain(args) => run_explain(args),
         Command::Sim(args) => run_sim(args),
+        Command::Eval(args) => run_eval(args),
     };
     match result {
         Ok(code) => code,
@@ -281,6 +305,30 @@ fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     if let Some(mut t) = truth {
         t.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let alerts = read(&args.alerts)?;
+    let truth = triage::eval::read_truth(read(&args.truth)?.as_slice())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.truth.display()))?;
+    let events = match &args.events {
+        Some(path) => triage::explain::last_events(read(path)?.as_slice())?.0,
+        None => triage::eval::replay_for_eval(&config, &alerts).map_err(|e| anyhow::anyhow!(e))?,
+    };
+    let facts = triage::eval::facts(&config, &alerts);
+    let report = triage::eval::evaluate(&truth, &facts, &events);
+    let mut out = io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{}", triage::eval::table(&report))?;
     }
     Ok(ExitCode::SUCCESS)
 }
