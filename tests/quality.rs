@@ -4,31 +4,11 @@
 //! them must say why. triage must also beat both baselines on pairwise F1
 //! and the adjusted Rand index.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use triage::eval::{Report, evaluate, facts, grouping_of, replay_for_eval};
-use triage_config::{Config, InputLimits};
-use triage_correlate::Settings;
-use triage_sim::{StormSpec, generate, layered_topology};
-use triage_suite::{reference_config, root};
-use triage_topology::Topology;
-
-fn report_for(config: &Config, alerts: &[u8], truth: &[triage_eval::TruthRow]) -> Report {
-    let events = replay_for_eval(config, alerts).unwrap_or_else(|e| panic!("{e}"));
-    assert!(!grouping_of(&events).incidents.is_empty());
-    evaluate(truth, &facts(config, alerts), &events)
-}
-
-fn truth_of(rows: &[triage_sim::TruthRow]) -> Vec<triage_eval::TruthRow> {
-    rows.iter()
-        .map(|r| triage_eval::TruthRow {
-            fingerprint: r.fingerprint,
-            incident: r.incident.clone(),
-            root_cause: r.root_cause.clone(),
-        })
-        .collect()
-}
+use triage::eval::Report;
+use triage_sim::{StormSpec, layered_topology};
+use triage_suite::{config_for, evaluate_alerts, evaluate_storm, reference_config, root};
 
 fn assert_beats_baselines(report: &Report) {
     let t = &report.triage;
@@ -50,7 +30,7 @@ fn the_example_storm_scores_at_least_the_recorded_figures() {
     let alerts = std::fs::read(root().join("examples/storm.jsonl")).unwrap_or_default();
     let truth_text = std::fs::read(root().join("examples/storm.truth.jsonl")).unwrap_or_default();
     let truth = triage::eval::read_truth(truth_text.as_slice()).unwrap_or_else(|e| panic!("{e}"));
-    let report = report_for(&config, &alerts, &truth);
+    let report = evaluate_alerts(&config, &alerts, &truth);
     let t = &report.triage;
     assert!(t.pairwise_f1 >= 0.88, "{t:?}");
     assert!(t.adjusted_rand_index >= 0.88, "{t:?}");
@@ -61,17 +41,7 @@ fn the_example_storm_scores_at_least_the_recorded_figures() {
 
 #[test]
 fn a_storm_over_a_large_layered_platform_scores_at_least_the_recorded_figures() {
-    let specs = layered_topology(400, 3);
-    let settings = Settings::default();
-    let topology =
-        Topology::build(&specs, settings.grouping.max_hops).unwrap_or_else(|e| panic!("{e:?}"));
-    let config = Config {
-        settings: Arc::new(settings),
-        services: specs,
-        topology: Arc::new(topology),
-        input: InputLimits::default(),
-        warnings: Vec::new(),
-    };
+    let config = config_for(layered_topology(400, 3));
     let spec = StormSpec {
         seed: 11,
         duration: Duration::from_secs(12 * 3600),
@@ -79,9 +49,7 @@ fn a_storm_over_a_large_layered_platform_scores_at_least_the_recorded_figures() 
         noise_per_hour: 20,
         ..StormSpec::default()
     };
-    let storm = generate(&config.topology, &spec);
-    let alerts = storm.lines.join("\n").into_bytes();
-    let report = report_for(&config, &alerts, &truth_of(&storm.truth));
+    let report = evaluate_storm(&config, &spec);
     let t = &report.triage;
     assert!(t.pairwise_f1 >= 0.96, "{t:?}");
     assert!(t.adjusted_rand_index >= 0.96, "{t:?}");

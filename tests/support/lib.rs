@@ -79,3 +79,44 @@ pub fn line_time(line: &str) -> Timestamp {
     let decoded = decode_line(line.as_bytes(), &Default::default(), None).unwrap_or_default();
     decoded.alerts.first().map_or(Timestamp::MIN, |a| a.event_time())
 }
+
+/// A configuration with default settings over a generated catalog.
+pub fn config_for(specs: Vec<triage_topology::ServiceSpec>) -> Config {
+    let settings = triage_correlate::Settings::default();
+    let topology = triage_topology::Topology::build(&specs, settings.grouping.max_hops)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    Config {
+        settings: Arc::new(settings),
+        services: specs,
+        topology: Arc::new(topology),
+        input: triage_config::InputLimits::default(),
+        warnings: Vec::new(),
+    }
+}
+
+/// Generates a storm over `config`'s catalog and scores triage and the
+/// baselines on it.
+pub fn evaluate_storm(config: &Config, spec: &StormSpec) -> triage::eval::Report {
+    let storm = generate(&config.topology, spec);
+    let alerts = storm.lines.join("\n").into_bytes();
+    let truth: Vec<triage_eval::TruthRow> = storm
+        .truth
+        .iter()
+        .map(|r| triage_eval::TruthRow {
+            fingerprint: r.fingerprint,
+            incident: r.incident.clone(),
+            root_cause: r.root_cause.clone(),
+        })
+        .collect();
+    evaluate_alerts(config, &alerts, &truth)
+}
+
+/// Scores triage and the baselines on recorded alerts and truth.
+pub fn evaluate_alerts(
+    config: &Config,
+    alerts: &[u8],
+    truth: &[triage_eval::TruthRow],
+) -> triage::eval::Report {
+    let events = triage::eval::replay_for_eval(config, alerts).unwrap_or_else(|e| panic!("{e}"));
+    triage::eval::evaluate(truth, &triage::eval::facts(config, alerts), &events)
+}

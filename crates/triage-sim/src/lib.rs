@@ -17,4 +17,4 @@ mod topology;
 
 pub use rng::SplitMix64;
 pub use storm::{Storm, StormSpec, TruthRow, generate};
-pub use topology::layered_topology;
+pub use topology::{deep_chain, layered_topology, wide_fanout};

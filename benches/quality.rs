@@ -1,0 +1,74 @@
+//! Grouping quality across catalog shapes and seeds: every storm scored
+//! with `triage eval`'s metrics for triage and both baselines, one row per
+//! storm plus the mean per shape. The table in `docs/evaluation.md` comes
+//! from this run.
+//!
+//! Run: `cargo bench --bench quality`.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use triage_config::Config;
+use triage_sim::{StormSpec, deep_chain, layered_topology, wide_fanout};
+use triage_suite::{config_for, evaluate_storm, reference_config};
+
+struct Shape {
+    name: &'static str,
+    config: Config,
+    faults: u32,
+}
+
+fn main() {
+    let shapes = [
+        Shape { name: "shop (31)", config: reference_config(), faults: 24 },
+        Shape { name: "layered (400)", config: config_for(layered_topology(400, 3)), faults: 40 },
+        Shape { name: "deep chain (60)", config: config_for(deep_chain(60, 5)), faults: 20 },
+        Shape { name: "wide fan-out (300)", config: config_for(wide_fanout(300, 9)), faults: 40 },
+    ];
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "| shape | seed | F1 | ARI | compression | top-1 | top-3 | s to declare | AM F1 | TW F1 |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    for shape in &shapes {
+        let mut sums = [0.0f64; 8];
+        let seeds = [1u64, 2, 3];
+        for &seed in &seeds {
+            let spec = StormSpec {
+                seed,
+                duration: Duration::from_secs(12 * 3600),
+                faults: shape.faults,
+                noise_per_hour: 20,
+                ..StormSpec::default()
+            };
+            let r = evaluate_storm(&shape.config, &spec);
+            let t = &r.triage;
+            let row = [
+                t.pairwise_f1,
+                t.adjusted_rand_index,
+                t.compression,
+                t.root_cause_top1,
+                t.root_cause_top3,
+                t.mean_seconds_to_declare,
+                r.alertmanager.pairwise_f1,
+                r.time_window.pairwise_f1,
+            ];
+            for (sum, value) in sums.iter_mut().zip(row) {
+                *sum += value;
+            }
+            let _ = writeln!(
+                out,
+                "| {} | {seed} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} |",
+                shape.name, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7]
+            );
+        }
+        let n = seeds.len() as f64;
+        let m: Vec<f64> = sums.iter().map(|s| s / n).collect();
+        let _ = writeln!(
+            out,
+            "| **{} mean** | | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} |",
+            shape.name, m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]
+        );
+    }
+}
