@@ -82,11 +82,11 @@ pub fn deep_chain(n: usize, seed: u64) -> Vec<ServiceSpec> {
             ..ServiceSpec::default()
         })
         .collect();
-    for i in 0..n.saturating_sub(1) {
-        specs[i].depends_on.push(format!("hop-{:03}", i + 1));
+    for (i, spec) in specs.iter_mut().enumerate().take(n.saturating_sub(1)) {
+        spec.depends_on.push(format!("hop-{:03}", i + 1));
         if rng.chance(0.2) && i + 3 < n {
             let side = rng.between(i as u64 + 2, (n - 1) as u64);
-            specs[i].depends_on.push(format!("hop-{side:03}"));
+            spec.depends_on.push(format!("hop-{side:03}"));
         }
     }
     specs
