@@ -248,10 +248,7 @@ impl Topology {
             self.ids()
                 .map(|id| {
                     let mut set = ServiceSet::with_capacity(self.len());
-                    self.walk(&[id], direction, |reached| {
-                        set.insert(reached);
-                        false
-                    });
+                    self.walk(&[id], direction, |reached| set.insert(reached));
                     set
                 })
                 .collect()
@@ -364,43 +361,14 @@ impl Topology {
 
     fn reach(&self, roots: &[ServiceId], direction: Direction) -> Vec<ServiceId> {
         let mut out = Vec::new();
-        self.walk(roots, direction, |id| {
-            out.push(id);
-            false
-        });
+        self.walk(roots, direction, |id| out.push(id));
         out.sort_unstable();
         out
     }
 
-    /// Whether a service that `from` transitively depends on (not `from`
-    /// itself) satisfies `wanted`; stops at the first one.
-    pub fn depends_transitively_on(
-        &self,
-        from: ServiceId,
-        wanted: impl Fn(ServiceId) -> bool,
-    ) -> bool {
-        self.walk(&[from], Direction::Outgoing, |id| id != from && wanted(id))
-    }
-
-    /// How many services that transitively depend on `on` (itself
-    /// included) satisfy `counted`.
-    pub fn count_dependents(&self, on: ServiceId, counted: impl Fn(ServiceId) -> bool) -> usize {
-        let mut count = 0;
-        self.walk(&[on], Direction::Incoming, |id| {
-            count += usize::from(counted(id));
-            false
-        });
-        count
-    }
-
-    /// Breadth-first walk from `roots`; `visit` returns `true` to stop.
-    /// Returns whether it stopped early.
-    fn walk(
-        &self,
-        roots: &[ServiceId],
-        direction: Direction,
-        mut visit: impl FnMut(ServiceId) -> bool,
-    ) -> bool {
+    /// Breadth-first walk from `roots`, calling `visit` once per service
+    /// reached (roots included).
+    fn walk(&self, roots: &[ServiceId], direction: Direction, mut visit: impl FnMut(ServiceId)) {
         let mut seen = vec![false; self.services.len()];
         let mut queue: VecDeque<NodeIndex> = VecDeque::new();
         for root in roots {
@@ -409,16 +377,13 @@ impl Topology {
             }
         }
         while let Some(node) = queue.pop_front() {
-            if visit(ServiceId(node.index() as u32)) {
-                return true;
-            }
+            visit(ServiceId(node.index() as u32));
             for next in self.graph.neighbors_directed(node, direction) {
                 if !std::mem::replace(&mut seen[next.index()], true) {
                     queue.push_back(next);
                 }
             }
         }
-        false
     }
 
     /// A shortest path from `from` to `to` along dependency edges in one
