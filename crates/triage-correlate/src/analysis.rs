@@ -289,7 +289,7 @@ pub fn render_event(
     members[..listed].sort_unstable_by_key(order);
 
     let resolved_at = (header.kind == EventKind::Resolved).then_some(header.at);
-    let opener = alerts.get(&group.opener.0).map(|a| a.alertname.as_ref());
+    let opener = alerts.get(&group.opener.0).map(|a| a.traits.alertname.as_ref());
     let counts = (members.len(), shape.services.len());
     let title = title(group, analysis, topology, counts, resolved_at, opener);
     Some(IncidentEvent {
@@ -431,7 +431,7 @@ fn catalog_runbooks(analysis: &Analysis, topology: &Topology) -> Vec<Arc<str>> {
 
 /// The catalog's runbooks, then the alerts' `runbook_url`s, deduplicated.
 fn runbooks(catalog: &[Arc<str>], members: &[&AlertState]) -> Vec<Arc<str>> {
-    dedup_urls(members.iter().filter_map(|a| a.runbook.clone()), catalog.to_vec())
+    dedup_urls(members.iter().filter_map(|a| a.traits.runbook.clone()), catalog.to_vec())
 }
 
 fn dedup_urls(urls: impl Iterator<Item = Arc<str>>, mut out: Vec<Arc<str>>) -> Vec<Arc<str>> {
@@ -449,14 +449,14 @@ fn dedup_urls(urls: impl Iterator<Item = Arc<str>>, mut out: Vec<Arc<str>>) -> V
 fn alert_entry(alert: &AlertState, topology: &Topology) -> AlertEntry {
     AlertEntry {
         fingerprint: alert.fingerprint,
-        alertname: alert.alertname.clone(),
-        service: match &alert.service {
+        alertname: alert.traits.alertname.clone(),
+        service: match &alert.traits.service {
             ServiceRef::Known(id) => Some(topology.service(*id).name.clone()),
             ServiceRef::Unknown(name) => Some(name.clone()),
             ServiceRef::Absent => None,
         },
         status: alert.status,
-        severity: alert.severity,
+        severity: alert.traits.severity,
         starts_at: alert.starts_at,
         flapping: alert.flapping,
         reason: alert.reason_text.get_or_init(|| explain_reason(alert, topology).into()).clone(),
@@ -469,7 +469,7 @@ pub fn explain_reason(alert: &AlertState, topology: &Topology) -> String {
         JoinReason::Opened => "first alert of the group".to_owned(),
         JoinReason::Topology { via, via_service, hops, gap_nanos } => {
             let gap = human_duration(Duration::from_nanos(gap_nanos.unsigned_abs()));
-            let ServiceRef::Known(own) = alert.service else {
+            let ServiceRef::Known(own) = alert.traits.service else {
                 return format!("linked to alert {via} by topology");
             };
             let via_name = topology.name(*via_service);
@@ -496,7 +496,7 @@ pub fn explain_reason(alert: &AlertState, topology: &Topology) -> String {
         }
         JoinReason::LabelRule { via, gap_nanos } => {
             let gap = human_duration(Duration::from_nanos(gap_nanos.unsigned_abs()));
-            let labels = alert.fallback_desc.as_deref().unwrap_or("fallback labels");
+            let labels = alert.traits.fallback_desc.as_deref().unwrap_or("fallback labels");
             format!("service not in the catalog; same {labels} as alert {via}, {gap} later")
         }
         JoinReason::Merged { via, was_incident } => match was_incident {

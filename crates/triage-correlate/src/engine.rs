@@ -37,8 +37,8 @@ use crate::linker::{AlertView, LabelRuleLinker, Link, Linker, TopologyLinker};
 use crate::settings::Settings;
 use crate::snapshot::{RestoreError, Snapshot};
 use crate::state::{
-    AlertState, Group, GroupId, GroupTimers, Incident, JoinReason, Observation, ServiceRef,
-    ServiceTally, Timer, TimerKind, Timers, Tombstone,
+    AlertState, AlertTraits, Group, GroupId, GroupTimers, Incident, JoinReason, Observation,
+    ServiceRef, ServiceTally, Timer, TimerKind, Timers, Tombstone,
 };
 use crate::stats::Stats;
 
@@ -282,8 +282,8 @@ impl Correlator {
                 let Some(alert) = self.alerts.get(fp) else { continue };
                 let view = AlertView {
                     fingerprint: alert.fingerprint,
-                    service: &alert.service,
-                    fallback_key: alert.fallback_key,
+                    service: &alert.traits.service,
+                    fallback_key: alert.traits.fallback_key,
                     at: alert.joined_at,
                 };
                 linker.joined(gid, &view);
@@ -306,7 +306,7 @@ impl Correlator {
         state.starts_at == record.starts_at
             && state.reported == AlertStatus::Firing
             && state.expires_at == expiry
-            && record.runbook_url.as_deref() == state.runbook.as_deref()
+            && record.runbook_url.as_deref() == state.traits.runbook.as_deref()
             && self.head.is_some_and(|h| record.starts_at <= h)
     }
 
@@ -336,12 +336,14 @@ impl Correlator {
             starts_at: record.starts_at,
             ends_at: record.ends_at,
             event_time: record.event_time(),
-            alertname: self.shared(record.alertname()),
-            severity: AlertSeverity::from_label(record.labels.get("severity")),
-            service,
-            fallback_key: key.finish(),
-            fallback_desc,
-            runbook: record.runbook_url.as_deref().map(|u| self.shared(u)),
+            traits: AlertTraits {
+                alertname: self.shared(record.alertname()),
+                severity: AlertSeverity::from_label(record.labels.get("severity")),
+                service,
+                fallback_key: key.finish(),
+                fallback_desc,
+                runbook: record.runbook_url.as_deref().map(|u| self.shared(u)),
+            },
             position,
         }
     }
@@ -471,8 +473,8 @@ impl Correlator {
                     return false;
                 }
                 self.stats.duplicates += 1;
-                if obs.runbook.is_some() {
-                    state.runbook = obs.runbook;
+                if obs.traits.runbook.is_some() {
+                    state.traits.runbook = obs.traits.runbook;
                 }
                 if obs.ends_at != state.expires_at {
                     self.set_expiry(fp, obs.ends_at.filter(|e| *e > obs.starts_at));
@@ -508,8 +510,8 @@ impl Correlator {
         self.stats.unique_alerts += 1;
         let view = AlertView {
             fingerprint: obs.fingerprint,
-            service: &obs.service,
-            fallback_key: obs.fallback_key,
+            service: &obs.traits.service,
+            fallback_key: obs.traits.fallback_key,
             at: now,
         };
         let mut links = std::mem::take(&mut self.links);
@@ -526,12 +528,7 @@ impl Correlator {
         let fp = obs.fingerprint;
         let state = AlertState {
             fingerprint: fp,
-            alertname: obs.alertname,
-            severity: obs.severity,
-            service: obs.service,
-            fallback_key: obs.fallback_key,
-            fallback_desc: obs.fallback_desc,
-            runbook: obs.runbook,
+            traits: obs.traits,
             starts_at: obs.starts_at,
             status: AlertStatus::Firing,
             reported: AlertStatus::Firing,
@@ -642,16 +639,16 @@ impl Correlator {
         group.quiet_since = None;
 
         let mut shape_changed = false;
-        if alert.service != ServiceRef::Absent {
-            let tally = group.services.entry(alert.service.clone()).or_insert_with(|| {
+        if alert.traits.service != ServiceRef::Absent {
+            let tally = group.services.entry(alert.traits.service.clone()).or_insert_with(|| {
                 shape_changed = true;
                 ServiceTally { alerts: 0, first_at: alert.starts_at }
             });
             tally.alerts += 1;
             tally.first_at = tally.first_at.min(alert.starts_at);
         }
-        if alert.severity > group.max_severity {
-            group.max_severity = alert.severity;
+        if alert.traits.severity > group.max_severity {
+            group.max_severity = alert.traits.severity;
             shape_changed = true;
         }
         if shape_changed {
@@ -659,8 +656,8 @@ impl Correlator {
             group.scoring = None;
         }
         if group.critical_on.is_none()
-            && alert.severity == AlertSeverity::Critical
-            && let ServiceRef::Known(id) = alert.service
+            && alert.traits.severity == AlertSeverity::Critical
+            && let ServiceRef::Known(id) = alert.traits.service
         {
             let service = self.topology.service(id);
             let by_tier = settings.declare.critical_max_tier.is_some_and(|t| service.tier <= t);
@@ -677,8 +674,8 @@ impl Correlator {
 
         let view = AlertView {
             fingerprint: fp,
-            service: &alert.service,
-            fallback_key: alert.fallback_key,
+            service: &alert.traits.service,
+            fallback_key: alert.traits.fallback_key,
             at: now,
         };
         for linker in &mut self.linkers {
@@ -917,7 +914,7 @@ impl Correlator {
             .iter()
             .filter_map(|fp| self.alerts.get(fp))
             .filter(|a| a.status == AlertStatus::Firing)
-            .map(|a| a.severity)
+            .map(|a| a.traits.severity)
             .max();
         if worst.is_some_and(|s| s >= floor) {
             let since = crate::analysis::human_duration(now.since(group.opened_at));

@@ -27,15 +27,10 @@ pub enum ServiceRef {
 /// Identity of a group: assigned in processing order, so deterministic.
 pub type GroupId = u64;
 
-/// An alert observation reduced to what the engine keeps, owned, waiting in
-/// the reorder buffer or being applied.
+/// What the engine keeps of an alert's labels and annotations: the same
+/// for every observation of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Observation {
-    pub fingerprint: Fingerprint,
-    pub status: AlertStatus,
-    pub starts_at: Timestamp,
-    pub ends_at: Option<Timestamp>,
-    pub event_time: Timestamp,
+pub struct AlertTraits {
     pub alertname: Arc<str>,
     pub severity: AlertSeverity,
     pub service: ServiceRef,
@@ -45,6 +40,18 @@ pub struct Observation {
     /// service is not in the catalog (the ones the label rule places).
     pub fallback_desc: Option<Arc<str>>,
     pub runbook: Option<Arc<str>>,
+}
+
+/// An alert observation reduced to what the engine keeps, owned, waiting in
+/// the reorder buffer or being applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub fingerprint: Fingerprint,
+    pub status: AlertStatus,
+    pub starts_at: Timestamp,
+    pub ends_at: Option<Timestamp>,
+    pub event_time: Timestamp,
+    pub traits: AlertTraits,
     /// Where the record came from (line number, Kafka offset).
     pub position: u64,
 }
@@ -87,12 +94,7 @@ pub enum JoinReason {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertState {
     pub fingerprint: Fingerprint,
-    pub alertname: Arc<str>,
-    pub severity: AlertSeverity,
-    pub service: ServiceRef,
-    pub fallback_key: u64,
-    pub fallback_desc: Option<Arc<str>>,
-    pub runbook: Option<Arc<str>>,
+    pub traits: AlertTraits,
     /// Start of the current occurrence.
     pub starts_at: Timestamp,
     /// The status the engine acts on (a flapping alert stays firing).
