@@ -80,6 +80,9 @@ pub struct RawGrouping {
     pub allowed_lateness: Option<DurationSpec>,
     /// Dependency hops that link two alerting services. Default: 2.
     pub max_hops: Option<u8>,
+    /// How long after a group's symptoms on a service an alert below it may
+    /// still join as their likelier cause. Default: 3m.
+    pub max_cause_lag: Option<DurationSpec>,
     /// Labels the fallback rule matches on. Default: `[alertname, cluster]`.
     pub fallback_group_by: Option<Vec<String>>,
 }

@@ -116,7 +116,11 @@ impl Correlator {
     /// An empty correlator for `partition` (0 when there is only one).
     pub fn new(settings: Arc<Settings>, topology: Arc<Topology>, partition: u32) -> Self {
         let linkers: Vec<Box<dyn Linker>> = vec![
-            Box::new(TopologyLinker::new(topology.clone(), settings.grouping.window)),
+            Box::new(TopologyLinker::new(
+                topology.clone(),
+                settings.grouping.window,
+                settings.grouping.max_cause_lag,
+            )),
             Box::new(LabelRuleLinker::default()),
         ];
         Correlator {

@@ -68,10 +68,23 @@ pub trait Linker: Send {
 /// Rank of label-rule proposals: weaker than any topology link.
 const LABEL_RULE_RANK: u32 = 1_000;
 
-/// An index from a key to the open groups holding it, with the first member
-/// that brought the key into each group.
+/// One (key, group) entry of a [`KeyIndex`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    group: GroupId,
+    /// The latest member with the key, by (time, fingerprint).
+    via: Fingerprint,
+    /// When it joined.
+    at: Timestamp,
+    /// When the first member with the key joined.
+    first_at: Timestamp,
+}
+
+/// An index from a key to the open groups holding it. Entries are kept by
+/// rules that do not depend on the order members are replayed in after a
+/// restore: latest member by (time, fingerprint), earliest time.
 struct KeyIndex<K> {
-    by_key: FxHashMap<K, Vec<(GroupId, Fingerprint, Timestamp)>>,
+    by_key: FxHashMap<K, Vec<Entry>>,
     keys_of: FxHashMap<GroupId, Vec<K>>,
 }
 
@@ -81,24 +94,30 @@ impl<K> Default for KeyIndex<K> {
     }
 }
 
+impl Entry {
+    /// Folds `other` (same key) into this entry.
+    fn absorb(&mut self, other: &Entry) {
+        if (other.at, other.via) > (self.at, self.via) {
+            self.via = other.via;
+            self.at = other.at;
+        }
+        self.first_at = self.first_at.min(other.first_at);
+    }
+}
+
 impl<K: Copy + Eq + std::hash::Hash> KeyIndex<K> {
-    fn get(&self, key: &K) -> &[(GroupId, Fingerprint, Timestamp)] {
+    fn get(&self, key: &K) -> &[Entry] {
         self.by_key.get(key).map_or(&[], Vec::as_slice)
     }
 
-    /// Records that `alert` brought `key` into `group`. Each (key, group)
-    /// keeps its latest member by (time, fingerprint), so the rule does not
-    /// depend on the order members are replayed in after a restore.
+    /// Records that `alert` brought `key` into `group`.
     fn add(&mut self, key: K, group: GroupId, alert: &AlertView<'_>) {
+        let new = Entry { group, via: alert.fingerprint, at: alert.at, first_at: alert.at };
         let entries = self.by_key.entry(key).or_default();
-        match entries.iter_mut().find(|e| e.0 == group) {
-            Some(e) => {
-                if (alert.at, alert.fingerprint) > (e.2, e.1) {
-                    *e = (group, alert.fingerprint, alert.at);
-                }
-            }
+        match entries.iter_mut().find(|e| e.group == group) {
+            Some(e) => e.absorb(&new),
             None => {
-                entries.push((group, alert.fingerprint, alert.at));
+                entries.push(new);
                 self.keys_of.entry(group).or_default().push(key);
             }
         }
@@ -112,17 +131,14 @@ impl<K: Copy + Eq + std::hash::Hash> KeyIndex<K> {
             let Some(entries) = self.by_key.get_mut(&key) else {
                 continue;
             };
-            let absorbed = entries.iter().find(|e| e.0 == from).copied();
-            let kept = entries.iter().position(|e| e.0 == into);
+            let absorbed = entries.iter().find(|e| e.group == from).copied();
+            let kept = entries.iter().position(|e| e.group == into);
             if let (Some(kept), Some(absorbed)) = (kept, absorbed) {
-                let e = &mut entries[kept];
-                if (absorbed.2, absorbed.1) > (e.2, e.1) {
-                    *e = (into, absorbed.1, absorbed.2);
-                }
-                entries.retain(|e| e.0 != from);
+                entries[kept].absorb(&absorbed);
+                entries.retain(|e| e.group != from);
             } else {
-                for e in entries.iter_mut().filter(|e| e.0 == from) {
-                    e.0 = into;
+                for e in entries.iter_mut().filter(|e| e.group == from) {
+                    e.group = into;
                 }
                 self.keys_of.entry(into).or_default().push(key);
             }
@@ -134,7 +150,7 @@ impl<K: Copy + Eq + std::hash::Hash> KeyIndex<K> {
         let mut emptied = Vec::new();
         for key in self.keys_of.remove(&group).unwrap_or_default() {
             if let Some(entries) = self.by_key.get_mut(&key) {
-                entries.retain(|e| e.0 != group);
+                entries.retain(|e| e.group != group);
                 if entries.is_empty() {
                     self.by_key.remove(&key);
                     emptied.push(key);
@@ -150,6 +166,7 @@ impl<K: Copy + Eq + std::hash::Hash> KeyIndex<K> {
 pub struct TopologyLinker {
     topology: Arc<Topology>,
     window_nanos: i64,
+    cause_lag_nanos: i64,
     index: KeyIndex<ServiceId>,
     /// Catalog services alerting in each open group.
     services_of: FxHashMap<GroupId, ServiceSet>,
@@ -159,13 +176,21 @@ pub struct TopologyLinker {
 }
 
 impl TopologyLinker {
-    /// A linker over `topology` that links alerts at most `window` apart.
-    pub fn new(topology: Arc<Topology>, window: std::time::Duration) -> Self {
-        let window_nanos = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
+    /// A linker over `topology` that links alerts at most `window` apart,
+    /// and takes an alert as the likelier cause of a group only up to
+    /// `cause_lag` after the group's first alert on the service it explains.
+    pub fn new(
+        topology: Arc<Topology>,
+        window: std::time::Duration,
+        cause_lag: std::time::Duration,
+    ) -> Self {
+        let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let (window_nanos, cause_lag_nanos) = (nanos(window), nanos(cause_lag));
         let active = topology.empty_set();
         TopologyLinker {
             topology,
             window_nanos,
+            cause_lag_nanos,
             index: KeyIndex::default(),
             services_of: FxHashMap::default(),
             active,
@@ -190,21 +215,27 @@ impl Linker for TopologyLinker {
             if !self.active.contains(near.service) {
                 continue;
             }
-            for &(group, via, at) in self.index.get(&near.service) {
-                let gap = alert.at.unix_nanos().saturating_sub(at.unix_nanos());
+            for entry in self.index.get(&near.service) {
+                let group = entry.group;
+                let gap = alert.at.unix_nanos().saturating_sub(entry.at.unix_nanos());
                 if gap > self.window_nanos {
                     continue;
                 }
                 let explains = near.relation == Relation::CalledBy;
-                if explains && !self.is_deepest_in(near.service, group) {
-                    continue;
+                if explains {
+                    // A cause shows up with its symptoms, not long after
+                    // they started, and below everything alerting so far.
+                    let lag = alert.at.unix_nanos().saturating_sub(entry.first_at.unix_nanos());
+                    if lag > self.cause_lag_nanos || !self.is_deepest_in(near.service, group) {
+                        continue;
+                    }
                 }
                 out.push(Link {
                     group,
                     rank: u32::from(near.hops),
                     explains,
                     reason: JoinReason::Topology {
-                        via,
+                        via: entry.via,
                         via_service: near.service,
                         hops: near.hops,
                         gap_nanos: gap,
@@ -255,14 +286,14 @@ impl Linker for LabelRuleLinker {
         if matches!(alert.service, ServiceRef::Known(_)) {
             return;
         }
-        for &(group, via, at) in self.index.get(&alert.fallback_key) {
+        for entry in self.index.get(&alert.fallback_key) {
             out.push(Link {
-                group,
+                group: entry.group,
                 rank: LABEL_RULE_RANK,
                 explains: false,
                 reason: JoinReason::LabelRule {
-                    via,
-                    gap_nanos: alert.at.unix_nanos().saturating_sub(at.unix_nanos()),
+                    via: entry.via,
+                    gap_nanos: alert.at.unix_nanos().saturating_sub(entry.at.unix_nanos()),
                 },
             });
         }

@@ -45,6 +45,12 @@ pub struct Grouping {
     pub allowed_lateness: Duration,
     /// Dependency hops within which two alerting services are linked.
     pub max_hops: u8,
+    /// An alert is taken as the likelier cause of a group only if it joins
+    /// at most this long after the group's first alert on the service it
+    /// would explain; later, it is more likely an unrelated problem below.
+    /// Generous enough for cause rules with a longer `for:` than their
+    /// symptoms' rules.
+    pub max_cause_lag: Duration,
     /// For alerts whose service is unknown: alerts with equal values of
     /// these labels join one group.
     pub fallback_group_by: Vec<String>,
@@ -159,6 +165,7 @@ impl Default for Settings {
                 max_group_lifetime: Duration::from_secs(2 * 3600),
                 allowed_lateness: Duration::from_secs(30),
                 max_hops: 2,
+                max_cause_lag: Duration::from_secs(3 * 60),
                 fallback_group_by: ["alertname", "cluster"].map(String::from).to_vec(),
             },
             declare: DeclarePolicy {
