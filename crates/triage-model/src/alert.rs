@@ -138,6 +138,10 @@ impl<'a> Labels<'a> {
     /// Builds a label set, sorting by name. Duplicate names keep the last
     /// value, as a JSON object with a repeated key does in Go.
     pub fn from_pairs(mut pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>) -> Self {
+        // Alertmanager and Prometheus send labels sorted already.
+        if pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Labels { pairs };
+        }
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
         let mut deduped: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(pairs.len());
         for pair in pairs {
