@@ -170,32 +170,45 @@ pub fn analyse_scored(
 }
 
 /// Ranks candidates by the share of alerting services they explain, then
-/// by who alerted first, then by name; keeps the best few with a reason.
+/// by who alerted first, then by name. When fewer than three qualify, the
+/// list goes on with the most explanatory other alerting services, marked
+/// as alternatives: responders get a second and third place to look when
+/// the deepest alert is itself a symptom or noise.
 fn rank_root_causes(scoring: &Scoring, topology: &Topology) -> Vec<(ServiceId, f64, String)> {
     let alerting = &scoring.alerting;
     if alerting.is_empty() {
         return Vec::new();
     }
     let first_at: FxHashMap<ServiceId, Timestamp> = alerting.iter().copied().collect();
-    let mut ranked: Vec<(ServiceId, usize)> = scoring
-        .candidates
-        .iter()
-        .map(|&id| (id, topology.dependents_set(id).count_common(&scoring.alerting_set)))
-        .collect();
-    ranked.sort_by(|a, b| {
-        b.1.cmp(&a.1)
-            .then(first_at[&a.0].cmp(&first_at[&b.0]))
-            .then(topology.name(a.0).cmp(topology.name(b.0)))
-    });
+    let explained = |id: ServiceId| topology.dependents_set(id).count_common(&scoring.alerting_set);
+    let rank = |ids: &mut dyn Iterator<Item = ServiceId>| {
+        let mut ranked: Vec<(ServiceId, usize)> = ids.map(|id| (id, explained(id))).collect();
+        ranked.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then(first_at[&a.0].cmp(&first_at[&b.0]))
+                .then(topology.name(a.0).cmp(topology.name(b.0)))
+        });
+        ranked
+    };
     let why = if scoring.in_cycle {
         "alerting services form a dependency cycle"
     } else {
         "no dependency of it is alerting"
     };
+    let mut ranked: Vec<(ServiceId, usize, &str)> = rank(&mut scoring.candidates.iter().copied())
+        .into_iter()
+        .map(|(id, count)| (id, count, why))
+        .collect();
+    if ranked.len() < MAX_ROOT_CAUSES {
+        let others = alerting.iter().map(|a| a.0).filter(|id| !scoring.candidates.contains(id));
+        let alternatives = rank(&mut { others });
+        let alternative = "alternative: some of its dependencies alert too";
+        ranked.extend(alternatives.into_iter().map(|(id, count)| (id, count, alternative)));
+    }
     ranked
         .into_iter()
         .take(MAX_ROOT_CAUSES)
-        .map(|(id, count)| {
+        .map(|(id, count, why)| {
             let share = count as f64 / alerting.len() as f64;
             let score = (share * 1000.0).round() / 1000.0;
             let reason = format!(

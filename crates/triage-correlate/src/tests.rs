@@ -134,7 +134,11 @@ fn a_fault_and_its_symptoms_become_one_incident_with_the_cause_ranked_first() {
     let last = &events[events.len() - 1];
     assert_eq!(last.alert_count, 4);
     assert_eq!(&*last.root_cause[0].service, "payments-db");
-    assert_eq!(last.root_cause.len(), 1, "symptoms depend on an alerting service");
+    assert!(last.root_cause[0].reason.starts_with("no dependency of it is alerting"));
+    // The symptoms follow as alternatives, the one explaining most first.
+    let rest: Vec<&str> = last.root_cause[1..].iter().map(|r| &*r.service).collect();
+    assert_eq!(rest, ["payment", "checkout"]);
+    assert!(last.root_cause[1].reason.starts_with("alternative: some of its dependencies alert"));
     assert_eq!(last.blast_radius.user_facing, [Arc::<str>::from("web")]);
     assert_eq!(last.title, "web degraded: 4 alerts on 4 services, likely cause payments-db");
     assert_eq!(&*last.owners[0], "team-payments-db");

@@ -67,7 +67,7 @@ pub enum EventKind {
 }
 
 /// A root-cause candidate: an alerting service none of whose dependencies
-/// is alerting.
+/// is alerting, or, after those, an alternative (its reason says so).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RootCause {
     /// The service.
