@@ -112,12 +112,7 @@ fn main() {
     let target: usize =
         std::env::var("TRIAGE_BENCH_ALERTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let specs = layered_topology(2000, 42);
-    let mut s = Settings::default();
-    if std::env::var_os("EXPERIMENT_QUIET").is_some() {
-        s.updates.min_interval = Duration::from_secs(7200);
-        s.updates.refresh_interval = Duration::from_secs(7200);
-    }
-    let settings = Arc::new(s);
+    let settings = Arc::new(Settings::default());
     let topology = Arc::new(
         Topology::build(&specs, settings.grouping.max_hops).unwrap_or_else(|e| panic!("{e:?}")),
     );
@@ -138,7 +133,7 @@ fn main() {
     let mut parse_best = Duration::MAX;
     let mut decode_best = Duration::MAX;
     let mut replay_best = Duration::MAX;
-    let mut events = 0;
+    let (mut events, mut event_bytes) = (0, 0);
     let mut stats = triage_correlate::Stats::default();
     // TRIAGE_BENCH_PROFILE=1 runs the replay alone, for a profiler.
     let profiling = std::env::var_os("TRIAGE_BENCH_PROFILE").is_some();
@@ -149,10 +144,9 @@ fn main() {
         }
         parse_best = parse_best.min(time_parse(&lines));
         decode_best = decode_best.min(time_decode(&lines));
-        let (elapsed, emitted, run_stats) = time_replay(&lines, &settings, &topology);
-        replay_best = replay_best.min(elapsed);
-        events = emitted;
-        stats = run_stats;
+        let run = time_replay(&lines, &settings, &topology);
+        replay_best = replay_best.min(run.elapsed);
+        (events, event_bytes, stats) = (run.events, run.event_bytes, run.stats);
     }
     let rate = |d: Duration| lines.len() as f64 / d.as_secs_f64();
     let _ =
@@ -180,7 +174,7 @@ fn main() {
     );
     let _ = writeln!(
         out,
-        "replay / parse ratio: {:.2} ({events} incident events)",
+        "replay / parse ratio: {:.2} ({events} incident events, {event_bytes} bytes)",
         rate(replay_best) / rate(parse_best)
     );
 
@@ -250,11 +244,7 @@ fn time_parse(lines: &[String]) -> Duration {
     start.elapsed()
 }
 
-fn time_replay(
-    lines: &[String],
-    settings: &Arc<Settings>,
-    topology: &Arc<Topology>,
-) -> (Duration, u64, triage_correlate::Stats) {
+fn time_replay(lines: &[String], settings: &Arc<Settings>, topology: &Arc<Topology>) -> ReplayRun {
     let limits = DecodeLimits::default();
     let mut engine = Correlator::new(settings.clone(), topology.clone(), 0);
     let dump = std::env::var_os("TRIAGE_BENCH_EVENTS_OUT")
@@ -270,8 +260,20 @@ fn time_replay(
         }
     }
     engine.finish(&mut sink);
-    eprintln!("event bytes: {}", sink.bytes);
-    (start.elapsed(), sink.events, engine.stats().clone())
+    ReplayRun {
+        elapsed: start.elapsed(),
+        events: sink.events,
+        event_bytes: sink.bytes,
+        stats: engine.stats().clone(),
+    }
+}
+
+/// What one timed replay did.
+struct ReplayRun {
+    elapsed: Duration,
+    events: u64,
+    event_bytes: u64,
+    stats: triage_correlate::Stats,
 }
 
 /// Live heap bytes held by the correlator per alert it holds, after

@@ -1074,11 +1074,11 @@ impl Correlator {
         now: Timestamp,
         sink: &mut S,
     ) {
-        let Some(group) = self.groups.get(&gid) else {
+        let Some(opener) = self.groups.get(&gid).map(|g| g.opener) else {
             return;
         };
-        let analysis = analyse(group, &self.topology, &self.settings);
-        let id = incident_id(self.partition, group.opener);
+        let analysis = self.analysis(gid);
+        let id = incident_id(self.partition, opener);
         let Some(group) = self.groups.get_mut(&gid) else {
             return;
         };
