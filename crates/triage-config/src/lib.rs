@@ -9,7 +9,10 @@
 //! checks that every value it spells out is the built-in default.
 
 pub mod raw;
+mod stream;
 mod validate;
+
+pub use stream::{KafkaSettings, ReceiverSettings, Secret, Topics};
 
 use std::fmt;
 use std::path::Path;
@@ -32,6 +35,10 @@ pub struct Config {
     pub topology: Arc<Topology>,
     /// Input bounds.
     pub input: InputLimits,
+    /// The Kafka service.
+    pub kafka: KafkaSettings,
+    /// The webhook receiver.
+    pub receiver: ReceiverSettings,
     /// Things worth knowing that do not stop the engine.
     pub warnings: Vec<String>,
 }

@@ -2,6 +2,8 @@
 //! setting optional. Defaults and checks live in validation, so this layer
 //! only knows the shape.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use triage_model::DurationSpec;
 
@@ -42,6 +44,12 @@ pub struct RawConfig {
     /// Input bounds.
     #[serde(default)]
     pub input: RawInput,
+    /// The Kafka service (`triage run`). Default: no brokers, standalone.
+    #[serde(default)]
+    pub kafka: RawKafka,
+    /// The Alertmanager webhook receiver.
+    #[serde(default)]
+    pub receiver: RawReceiver,
 }
 
 /// One catalog entry.
@@ -193,6 +201,67 @@ pub struct RawInput {
     pub max_labels: Option<usize>,
     /// Bytes per label (name plus value). Default: 4096.
     pub max_label_bytes: Option<usize>,
+}
+
+/// `kafka:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    /// Bootstrap servers, `host:port[,host:port]`. Default: empty, which
+    /// runs triage standalone.
+    pub brokers: Option<String>,
+    /// Consumer group. Default: `triage`.
+    pub group_id: Option<String>,
+    /// Topic names.
+    #[serde(default)]
+    pub topics: RawTopics,
+    /// How often state is persisted and offsets committed. Default: 5s.
+    pub checkpoint_interval: Option<DurationSpec>,
+    /// Wall time without records after which an idle partition's clock
+    /// moves on; `0s` turns it off. Default: 1s.
+    pub idle_advance: Option<DurationSpec>,
+    /// How long shutdown may take. Default: 30s.
+    pub shutdown_timeout: Option<DurationSpec>,
+    /// librdkafka properties for every client (TLS, SASL). Default: none.
+    #[serde(default)]
+    pub client: BTreeMap<String, String>,
+    /// librdkafka properties for the consumer only. Default: none.
+    #[serde(default)]
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka properties for the producers only. Default: none.
+    #[serde(default)]
+    pub producer: BTreeMap<String, String>,
+}
+
+/// `kafka.topics:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopics {
+    /// Alerts in. Default: `alerts`.
+    pub alerts: Option<String>,
+    /// Incident events out. Default: `incidents`.
+    pub incidents: Option<String>,
+    /// Undecodable records. Default: `alerts-dead-letters`.
+    pub dead_letters: Option<String>,
+    /// Correlator state. Default: `triage-state`.
+    pub state: Option<String>,
+}
+
+/// `receiver:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReceiver {
+    /// Listen address. Default: `127.0.0.1:9097`.
+    pub listen: Option<String>,
+    /// File holding the bearer token requests must carry. Default: none.
+    pub bearer_token_file: Option<String>,
+    /// Environment variable holding the bearer token. Default: none.
+    pub bearer_token_env: Option<String>,
+    /// Largest accepted request body. Default: 4194304.
+    pub max_body_bytes: Option<usize>,
+    /// Labels naming an alert's correlation domain (the Kafka key in
+    /// bridge mode), first present wins. Default: `[cluster, environment]`.
+    pub domain_labels: Option<Vec<String>>,
 }
 
 /// Parses YAML text into the raw mirror.

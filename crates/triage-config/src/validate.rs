@@ -12,10 +12,12 @@ use triage_model::{AlertSeverity, DurationSpec};
 use triage_topology::{ServiceSpec, Topology};
 
 use crate::raw::{
-    RawConfig, RawDeclare, RawGrouping, RawInput, RawLevel, RawLimits, RawService, RawSeverity,
-    RawUpdates,
+    RawConfig, RawDeclare, RawGrouping, RawInput, RawKafka, RawLevel, RawLimits, RawReceiver,
+    RawService, RawSeverity, RawUpdates,
 };
-use crate::{Config, ConfigError, ConfigErrors, InputLimits};
+use crate::{
+    Config, ConfigError, ConfigErrors, InputLimits, KafkaSettings, ReceiverSettings, Secret,
+};
 
 /// Collects errors while validation walks the file, and reads optional
 /// values against their defaults.
@@ -95,6 +97,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     updates(&mut errors, raw.updates, &mut settings.updates);
     limits(&mut errors, raw.limits, &mut settings.limits);
     let input = input(&mut errors, raw.input);
+    let kafka = kafka(&mut errors, raw.kafka);
+    let receiver = receiver(&mut errors, raw.receiver);
     let services = services(&mut errors, raw.services, settings.severity.tier_weights.len());
 
     let topology = match Topology::build(&services, settings.grouping.max_hops) {
@@ -114,6 +118,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
                 services,
                 topology: Arc::new(topology),
                 input,
+                kafka,
+                receiver,
                 warnings,
             })
         }
@@ -251,6 +257,107 @@ fn input(errors: &mut Errors, i: RawInput) -> InputLimits {
     }
 }
 
+/// Properties triage sets itself because correctness depends on them.
+const RESERVED_PROPERTIES: [&str; 6] = [
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+    "acks",
+];
+
+fn kafka(errors: &mut Errors, k: RawKafka) -> KafkaSettings {
+    let mut kafka = KafkaSettings::default();
+    kafka.brokers = k.brokers.unwrap_or_default().trim().to_owned();
+    if let Some(group) = k.group_id {
+        if group.trim().is_empty() {
+            errors.push("kafka.group_id", "must not be empty");
+        } else {
+            kafka.group_id = group;
+        }
+    }
+    let topics = [
+        ("alerts", k.topics.alerts, &mut kafka.topics.alerts),
+        ("incidents", k.topics.incidents, &mut kafka.topics.incidents),
+        ("dead_letters", k.topics.dead_letters, &mut kafka.topics.dead_letters),
+        ("state", k.topics.state, &mut kafka.topics.state),
+    ];
+    for (name, value, slot) in topics {
+        match value {
+            Some(v) if !valid_topic_name(&v) => errors.push(
+                format!("kafka.topics.{name}"),
+                format!("{v:?} is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"),
+            ),
+            Some(v) => *slot = v,
+            None => {}
+        }
+    }
+    let t = &kafka.topics;
+    let names = [&t.alerts, &t.incidents, &t.dead_letters, &t.state];
+    for (i, a) in names.iter().enumerate() {
+        if names[..i].contains(a) {
+            errors.push("kafka.topics", format!("topic {a:?} is named twice"));
+        }
+    }
+    kafka.checkpoint_interval = errors.positive(
+        "kafka.checkpoint_interval",
+        k.checkpoint_interval,
+        kafka.checkpoint_interval,
+    );
+    kafka.idle_advance = k.idle_advance.map_or(kafka.idle_advance, |d| d.0);
+    kafka.shutdown_timeout =
+        errors.positive("kafka.shutdown_timeout", k.shutdown_timeout, kafka.shutdown_timeout);
+    for (section, properties) in
+        [("client", &k.client), ("consumer", &k.consumer), ("producer", &k.producer)]
+    {
+        for key in properties.keys() {
+            if RESERVED_PROPERTIES.contains(&key.as_str()) {
+                errors.push(
+                    format!("kafka.{section}.{key}"),
+                    "is set by triage itself (see docs/streaming.md)",
+                );
+            }
+        }
+    }
+    kafka.client = k.client;
+    kafka.consumer = k.consumer;
+    kafka.producer = k.producer;
+    kafka
+}
+
+fn valid_topic_name(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+fn receiver(errors: &mut Errors, r: RawReceiver) -> ReceiverSettings {
+    let mut receiver = ReceiverSettings::default();
+    if let Some(listen) = r.listen {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            errors.push("receiver.listen", format!("{listen:?} is not an address like 0.0.0.0:9097"));
+        } else {
+            receiver.listen = listen;
+        }
+    }
+    receiver.bearer_token = match (r.bearer_token_file, r.bearer_token_env) {
+        (Some(_), Some(_)) => {
+            errors.push("receiver", "set bearer_token_file or bearer_token_env, not both");
+            None
+        }
+        (Some(file), None) => Some(Secret::File(file.into())),
+        (None, Some(env)) => Some(Secret::Env(env)),
+        (None, None) => None,
+    };
+    receiver.max_body_bytes =
+        errors.at_least_one("receiver.max_body_bytes", r.max_body_bytes, receiver.max_body_bytes);
+    receiver.domain_labels =
+        errors.labels("receiver.domain_labels", r.domain_labels, receiver.domain_labels);
+    receiver
+}
+
 /// Catalog entries as the topology takes them; an entry without a tier
 /// gets the least critical one.
 fn services(errors: &mut Errors, raw: Vec<RawService>, tiers: usize) -> Vec<ServiceSpec> {
@@ -320,6 +427,8 @@ mod tests {
         };
         assert_eq!(*config.settings, Settings::default());
         assert_eq!(config.input, InputLimits::default());
+        assert_eq!(config.kafka, KafkaSettings::default());
+        assert_eq!(config.receiver, ReceiverSettings::default());
         assert!(config.topology.len() >= 25, "a realistic shop: {}", config.topology.len());
     }
 
@@ -363,6 +472,50 @@ severity:
         assert!(unknown[0].contains("windw"), "{unknown:?}");
         let duration = errors_of("grouping:\n  window: 5 minutes\n");
         assert!(duration[0].contains("not a duration"), "{duration:?}");
+    }
+
+    #[test]
+    fn kafka_and_receiver_errors_name_their_place() {
+        let yaml = r#"
+kafka:
+  brokers: "b:9092"
+  topics: {alerts: "bad topic", incidents: same, dead_letters: same}
+  checkpoint_interval: 0s
+  producer: {enable.idempotence: "false"}
+receiver:
+  listen: nowhere
+  bearer_token_file: /a
+  bearer_token_env: B
+  domain_labels: []
+"#;
+        let errors = errors_of(yaml);
+        for expected in [
+            "kafka.topics.alerts",
+            "topic \"same\" is named twice",
+            "kafka.checkpoint_interval",
+            "kafka.producer.enable.idempotence",
+            "receiver.listen",
+            "not both",
+            "receiver.domain_labels",
+        ] {
+            assert!(errors.iter().any(|e| e.contains(expected)), "{expected}: {errors:?}");
+        }
+        assert_eq!(errors.len(), 7, "{errors:?}");
+        let config = crate::parse("kafka: {brokers: \" h:1 \"}\n").ok();
+        assert_eq!(config.map(|c| c.kafka.brokers), Some("h:1".to_owned()));
+    }
+
+    #[test]
+    fn a_secret_is_read_from_its_source_and_never_shown() {
+        let secret = Secret::Env("TRIAGE_TEST_SECRET_THAT_IS_NOT_SET".into());
+        let error = secret.read().err().unwrap_or_default();
+        assert!(error.contains("TRIAGE_TEST_SECRET_THAT_IS_NOT_SET is not set"), "{error}");
+        let dir = std::env::temp_dir().join(format!("triage-secret-{}", std::process::id()));
+        let _ = std::fs::write(&dir, "s3cr3t\n");
+        let file = Secret::File(dir.clone());
+        assert_eq!(file.read().ok().as_deref(), Some("s3cr3t"));
+        assert!(!format!("{file:?}").contains("s3cr3t"));
+        let _ = std::fs::remove_file(dir);
     }
 
     #[test]
