@@ -90,6 +90,8 @@ pub fn config_for(specs: Vec<triage_topology::ServiceSpec>) -> Config {
         services: specs,
         topology: Arc::new(topology),
         input: triage_config::InputLimits::default(),
+        kafka: triage_config::KafkaSettings::default(),
+        receiver: triage_config::ReceiverSettings::default(),
         warnings: Vec::new(),
     }
 }

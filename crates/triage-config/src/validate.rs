@@ -268,8 +268,10 @@ const RESERVED_PROPERTIES: [&str; 6] = [
 ];
 
 fn kafka(errors: &mut Errors, k: RawKafka) -> KafkaSettings {
-    let mut kafka = KafkaSettings::default();
-    kafka.brokers = k.brokers.unwrap_or_default().trim().to_owned();
+    let mut kafka = KafkaSettings {
+        brokers: k.brokers.unwrap_or_default().trim().to_owned(),
+        ..KafkaSettings::default()
+    };
     if let Some(group) = k.group_id {
         if group.trim().is_empty() {
             errors.push("kafka.group_id", "must not be empty");
@@ -337,7 +339,8 @@ fn receiver(errors: &mut Errors, r: RawReceiver) -> ReceiverSettings {
     let mut receiver = ReceiverSettings::default();
     if let Some(listen) = r.listen {
         if listen.parse::<std::net::SocketAddr>().is_err() {
-            errors.push("receiver.listen", format!("{listen:?} is not an address like 0.0.0.0:9097"));
+            errors
+                .push("receiver.listen", format!("{listen:?} is not an address like 0.0.0.0:9097"));
         } else {
             receiver.listen = listen;
         }

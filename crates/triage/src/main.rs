@@ -36,6 +36,9 @@ enum Command {
     /// Correlate alerts from a file or stdin; incident events go to stdout
     /// as JSON lines, a summary to stderr.
     Replay(ReplayArgs),
+    /// Run as a service: consume alerts from Kafka (`kafka.brokers` or
+    /// `--brokers`), produce incident events, until SIGTERM or SIGINT.
+    Run(RunArgs),
     /// Validate a configuration file and describe its catalog.
     CheckConfig {
         /// The configuration file.
@@ -49,6 +52,16 @@ enum Command {
     /// Score triage's incidents on a storm against its ground truth, beside
     /// Alertmanager's default grouping and fixed time windows.
     Eval(EvalArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Kafka bootstrap servers, overriding `kafka.brokers`.
+    #[arg(long)]
+    brokers: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -148,6 +161,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Run(args) => run_service(args),
         Command::CheckConfig { file } => check_config(&file),
         Command::Explain(args) => run_explain(args),
         Command::Sim(args) => run_sim(args),
@@ -213,6 +227,44 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Err(ReplayError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(ReplayError::Io(e)) => Err(e.into()),
     }
+}
+
+fn run_service(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if let Some(brokers) = args.brokers {
+        config.kafka.brokers = brokers;
+    }
+    if !config.kafka.enabled() {
+        writeln!(
+            io::stderr(),
+            "triage: {}: kafka.brokers is empty; give --brokers or set kafka.brokers",
+            args.config.display()
+        )?;
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    let control = triage_stream::Control::default();
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, control.shutdown.clone())
+            .context("cannot install the signal handlers")?;
+    }
+    let summary = triage_stream::run(std::sync::Arc::new(config), &control)?;
+    let counters = &control.telemetry.counters;
+    let get = triage_stream::telemetry::Counters::get;
+    writeln!(
+        io::stderr(),
+        "triage: stopped; partitions={} records={} alerts={} events={} dead_letters={} \
+         checkpoints={}",
+        summary.partitions,
+        get(&counters.records),
+        get(&counters.alerts),
+        get(&counters.events),
+        get(&counters.dead_letters),
+        get(&counters.checkpoints),
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check_config(path: &Path) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,467 @@
+//! `triage run` against a real Kafka-protocol broker (tansu), with an
+//! independent client (kafka-python) producing the alerts and reading the
+//! topics back. Each test starts its own broker on a free loopback port
+//! and stops it; `./scripts/test` installs both tools when missing.
+//!
+//! The expected output of every test is `triage replay` of each
+//! partition's records: the service must end with exactly those events,
+//! whatever crashes, restarts and rebalances happened in between. Each
+//! partition's records end with a sentinel alert a day later, so that all
+//! timers fire in both runs and there is a final state to compare.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+}
+
+fn client_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka/client.py")
+}
+
+fn tansu() -> PathBuf {
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    let installed = home.join("bin/tansu");
+    if installed.exists() { installed } else { PathBuf::from("tansu") }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A scratch directory removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("triage-kafka-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // TRIAGE_KEEP_TEST_DIRS=1 keeps logs and storms for a look after.
+        if std::env::var_os("TRIAGE_KEEP_TEST_DIRS").is_some() {
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A tansu broker on a free loopback port, stopped on drop.
+struct Broker {
+    child: Option<Child>,
+    port: u16,
+    storage: String,
+    log: PathBuf,
+}
+
+impl Broker {
+    fn start(storage: &str, log: PathBuf) -> Broker {
+        let mut broker =
+            Broker { child: None, port: free_port(), storage: storage.to_owned(), log };
+        broker.spawn();
+        broker
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let child = Command::new(tansu())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", &self.storage])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start tansu ({e}); ./scripts/test installs it when missing")
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {}", self.port);
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn create_topic(&self, name: &str, partitions: u32) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = Command::new(tansu())
+                .args(["topic", "create", name, "--partitions", &partitions.to_string()])
+                .args(["--broker", &url])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if status.is_ok_and(|s| s.success()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "cannot create topic {name}");
+            sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `triage run` process.
+struct Engine {
+    child: Option<Child>,
+}
+
+impl Engine {
+    fn start(config: &Path, broker: &Broker, log: &Path) -> Engine {
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = writeln!(log, "-- test: engine started");
+        let child = Command::new(env!("CARGO_BIN_EXE_triage"))
+            .args(["run", "--config"])
+            .arg(config)
+            .args(["--brokers", &broker.address()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        Engine { child: Some(child) }
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then the exit status within `bound`.
+    fn terminate(&mut self, bound: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + bound;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The group session timeout of the test configuration.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// Waits until the last engine started in `log` owns a partition.
+fn wait_for_assignment(log: &Path, bound: Duration) {
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let last_run = text.rsplit("-- test: engine started").next().unwrap_or_default();
+        if last_run.contains("partition assigned") {
+            return;
+        }
+        sleep(Duration::from_millis(50));
+    }
+    panic!("no partition assigned within {bound:?}");
+}
+
+fn python(args: &[&str]) -> Command {
+    let mut command = Command::new("python3");
+    command.arg(client_script()).args(args);
+    command
+}
+
+/// Produces `file` to `topic`, line i to partition i % partitions.
+fn produce(broker: &Broker, topic: &str, partitions: u32, file: &Path, pace_ms: u32) -> Child {
+    python(&["produce", "--brokers", &broker.address(), "--topic", topic])
+        .args(["--partitions", &partitions.to_string(), "--pace-ms", &pace_ms.to_string()])
+        .arg(file)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every record of `topic`, read from the beginning by kafka-python.
+fn read_topic(broker: &Broker, topic: &str) -> Vec<Value> {
+    let output = python(&["read", "--brokers", &broker.address(), "--topic", topic])
+        .args(["--idle", "2"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// A storm over the reference catalog, with a sentinel a day later at
+/// the end of every partition, written to `path`.
+fn storm(dir: &Scratch, seed: u64, partitions: u32) -> (PathBuf, Vec<String>) {
+    let path = dir.path("storm.jsonl");
+    let status = Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(["sim", "--config"])
+        .arg(repo("config/triage.yaml"))
+        .args(["--seed", &seed.to_string(), "--duration", "1h", "--faults", "5"])
+        .args(["--noise-per-hour", "20", "--out"])
+        .arg(&path)
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success());
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for p in 0..partitions {
+        lines.push(format!(
+            concat!(
+                r#"{{"labels":{{"alertname":"EndOfTestStorm","service":"sentinel-{}","#,
+                r#""severity":"info"}},"startsAt":"2026-01-02T12:00:00Z"}}"#
+            ),
+            p
+        ));
+    }
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
+    (path, lines)
+}
+
+/// The reference configuration tuned for tests: frequent checkpoints, a
+/// short group session so a killed member is replaced quickly, and no
+/// idle clock moves (so the output is exactly replay's).
+fn test_config(dir: &Scratch, idle_advance: &str) -> PathBuf {
+    let text =
+        std::fs::read_to_string(repo("config/triage.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let text = text
+        .replace("checkpoint_interval: 5s", "checkpoint_interval: 300ms")
+        .replace("idle_advance: 1s", &format!("idle_advance: {idle_advance}"))
+        .replace("shutdown_timeout: 30s", "shutdown_timeout: 20s")
+        .replace(
+            "  consumer: {}",
+            "  consumer: {session.timeout.ms: \"6000\", heartbeat.interval.ms: \"500\"}",
+        );
+    let path = dir.path("triage.yaml");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+/// What `triage replay` gives for each partition's share of the lines:
+/// event id to event bytes.
+fn expected_events(config: &Path, lines: &[String], partitions: u32) -> BTreeMap<String, String> {
+    let mut expected = BTreeMap::new();
+    for p in 0..partitions {
+        let share: Vec<&str> = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i as u32 % partitions == p)
+            .map(|(_, l)| l.as_str())
+            .collect();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_triage"))
+            .args(["replay", "--summary", "none", "--partition", &p.to_string(), "--config"])
+            .arg(config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all((share.join("\n") + "\n").as_bytes());
+        }
+        let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(output.status.success());
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}"));
+            let id = event["event_id"].as_str().unwrap_or_default().to_owned();
+            expected.insert(id, line.to_owned());
+        }
+    }
+    assert!(expected.len() > 10, "a storm worth testing: {} events", expected.len());
+    expected
+}
+
+/// The incidents topic, checked for one payload per event id.
+fn produced_events(broker: &Broker) -> BTreeMap<String, String> {
+    let mut events: BTreeMap<String, String> = BTreeMap::new();
+    for record in read_topic(broker, "incidents") {
+        let value = record["value"].as_str().unwrap_or_default().to_owned();
+        let event: Value = serde_json::from_str(&value).unwrap_or_else(|e| panic!("{e}"));
+        let id = event["event_id"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(record["key"], event["incident_id"], "events are keyed by incident id");
+        assert_eq!(record["headers"]["triage.event_id"].as_str(), Some(id.as_str()));
+        if let Some(previous) = events.get(&id) {
+            assert_eq!(previous, &value, "event {id} was re-sent with different bytes");
+        }
+        events.insert(id, value);
+    }
+    events
+}
+
+/// Waits until the incidents topic holds every expected event id.
+fn wait_for_events(broker: &Broker, expected: &BTreeMap<String, String>, bound: Duration) {
+    let deadline = Instant::now() + bound;
+    loop {
+        let produced = produced_events(broker);
+        if expected.keys().all(|id| produced.contains_key(id)) || Instant::now() > deadline {
+            return;
+        }
+        sleep(Duration::from_millis(500));
+    }
+}
+
+fn assert_same_incidents(expected: &BTreeMap<String, String>, produced: &BTreeMap<String, String>) {
+    let missing: Vec<&String> = expected.keys().filter(|k| !produced.contains_key(*k)).collect();
+    let extra: Vec<&String> = produced.keys().filter(|k| !expected.contains_key(*k)).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
+    for (id, bytes) in expected {
+        assert_eq!(Some(bytes), produced.get(id), "event {id} differs from replay");
+    }
+    let mut declared: BTreeSet<String> = BTreeSet::new();
+    for bytes in produced.values() {
+        let event: Value = serde_json::from_str(bytes).unwrap_or_else(|e| panic!("{e}"));
+        if event["event"] == "declared" {
+            let incident = event["incident_id"].as_str().unwrap_or_default().to_owned();
+            assert!(declared.insert(incident.clone()), "incident {incident} declared twice");
+        }
+    }
+    assert!(!declared.is_empty());
+}
+
+fn setup(name: &str, partitions: u32) -> (Scratch, Broker) {
+    let dir = Scratch::new(name);
+    let broker = Broker::start("memory://tansu/", dir.path("broker.log"));
+    broker.create_topic("alerts", partitions);
+    broker.create_topic("incidents", 2);
+    broker.create_topic("alerts-dead-letters", 1);
+    broker.create_topic("triage-state", partitions);
+    (dir, broker)
+}
+
+#[test]
+fn a_storm_through_kafka_ends_as_replay_says_despite_kill_9() {
+    let partitions = 2;
+    let (dir, broker) = setup("kill9", partitions);
+    let config = test_config(&dir, "0s");
+    let (storm_path, lines) = storm(&dir, 3, partitions);
+    let expected = expected_events(&config, &lines, partitions);
+
+    // The storm arrives over about thirty seconds while the engine is
+    // killed three times, each a while after it got its partitions. As a
+    // supervisor would, the test restarts it after the group session
+    // timeout, when the broker has dropped the dead member.
+    let mut producer = produce(&broker, "alerts", partitions, &storm_path, 100);
+    let log = dir.path("engine.log");
+    for run_for in [700, 1500, 2500] {
+        let mut engine = Engine::start(&config, &broker, &log);
+        wait_for_assignment(&log, Duration::from_secs(30));
+        sleep(Duration::from_millis(run_for));
+        engine.kill9();
+        sleep(SESSION_TIMEOUT + Duration::from_secs(1));
+    }
+    if std::env::var_os("TRIAGE_KEEP_TEST_DIRS").is_some() {
+        let state = read_topic(&broker, "triage-state");
+        let dump: Vec<String> = state
+            .iter()
+            .map(|r| format!("{} {} {} {}", r["partition"], r["offset"], r["key"], r["headers"]))
+            .collect();
+        let ends = python(&["offsets", "--brokers", &broker.address(), "--topic", "triage-state"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let _ = std::fs::write(dir.path("state.dump"), dump.join("\n") + "\n" + &ends);
+    }
+    let produced_ok = producer.wait().map(|s| s.success()).unwrap_or(false);
+    assert!(produced_ok, "the producer failed");
+    let mut engine = Engine::start(&config, &broker, &log);
+    wait_for_events(&broker, &expected, Duration::from_secs(90));
+    let code = engine.terminate(Duration::from_secs(30));
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(code, Some(0), "SIGTERM ends the engine cleanly:\n{log_text}");
+
+    let produced = produced_events(&broker);
+    assert_same_incidents(&expected, &produced);
+    assert!(read_topic(&broker, "alerts-dead-letters").is_empty());
+    // The restarts recovered state mid-stream instead of starting over.
+    let restored = log_text.matches("restored_from=snapshot").count();
+    assert!(restored >= 4, "{log_text}");
+}
+
+#[test]
+fn garbage_lands_in_dead_letters_with_its_reason_and_never_blocks_the_partition() {
+    let (dir, broker) = setup("dead-letters", 1);
+    let config = test_config(&dir, "0s");
+    let (_, mut lines) = storm(&dir, 5, 1);
+    let sentinel = lines.pop().unwrap_or_default();
+    lines.insert(3, "{not json".to_owned());
+    lines.insert(7, r#"{"labels":{"alertname":"NoTime"},"startsAt":"yesterday"}"#.to_owned());
+    lines.push(sentinel);
+    let input = dir.path("input.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
+    let good: Vec<String> = lines.iter().filter(|l| !l.starts_with("{not")).cloned().collect();
+    let expected = expected_events(&config, &good, 1);
+
+    let status = produce(&broker, "alerts", 1, &input, 0).wait();
+    assert!(status.is_ok_and(|s| s.success()));
+    let log = dir.path("engine.log");
+    let mut engine = Engine::start(&config, &broker, &log);
+    wait_for_events(&broker, &expected, Duration::from_secs(60));
+    assert_eq!(engine.terminate(Duration::from_secs(30)), Some(0));
+
+    // Records after the garbage were correlated as usual.
+    assert_same_incidents(&expected, &produced_events(&broker));
+    let letters = read_topic(&broker, "alerts-dead-letters");
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert_eq!(letters[0]["value"], "{not json", "the original bytes are kept");
+    assert_eq!(letters[0]["headers"]["triage.reason"], "json");
+    assert_eq!(letters[0]["headers"]["triage.source.topic"], "alerts");
+    assert_eq!(letters[0]["headers"]["triage.source.partition"], "0");
+    assert_eq!(letters[0]["headers"]["triage.source.offset"], "3");
+    assert_eq!(letters[1]["headers"]["triage.reason"], "timestamp");
+    assert_eq!(letters[1]["headers"]["triage.alert.index"], "0");
+    assert_eq!(letters[1]["headers"]["triage.source.offset"], "7");
+    let error = letters[1]["headers"]["triage.error"].as_str().unwrap_or_default();
+    assert!(error.contains("startsAt"), "the error names the field: {error}");
+}
