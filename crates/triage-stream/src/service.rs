@@ -329,6 +329,9 @@ impl Core {
             OutputSink::new(&self.output, &self.config.kafka, &self.telemetry, partition);
         p.replay_ticks_through(next_offset - 1, &mut sink);
         sink.finish();
+        // A restored partition's idle clock counts wall time from here, or
+        // it would wait for a record before anything resolves.
+        p.anchor = p.correlator.head().map(|head| (now, head));
         self.telemetry.assigned(partition, next_offset, restored, ticks);
         self.partitions.insert(partition, p);
         Ok(if restored { Offset::Offset(next_offset) } else { Offset::Beginning })

@@ -293,6 +293,15 @@ fn test_config(dir: &Scratch, idle_advance: &str) -> PathBuf {
 /// What `triage replay` gives for each partition's share of the lines:
 /// event id to event bytes.
 fn expected_events(config: &Path, lines: &[String], partitions: u32) -> BTreeMap<String, String> {
+    replayed_events(config, lines, partitions, &[])
+}
+
+fn replayed_events(
+    config: &Path,
+    lines: &[String],
+    partitions: u32,
+    options: &[&str],
+) -> BTreeMap<String, String> {
     let mut expected = BTreeMap::new();
     for p in 0..partitions {
         let share: Vec<&str> = lines
@@ -304,6 +313,7 @@ fn expected_events(config: &Path, lines: &[String], partitions: u32) -> BTreeMap
         let mut child = Command::new(env!("CARGO_BIN_EXE_triage"))
             .args(["replay", "--summary", "none", "--partition", &p.to_string(), "--config"])
             .arg(config)
+            .args(options)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -319,7 +329,6 @@ fn expected_events(config: &Path, lines: &[String], partitions: u32) -> BTreeMap
             expected.insert(id, line.to_owned());
         }
     }
-    assert!(expected.len() > 10, "a storm worth testing: {} events", expected.len());
     expected
 }
 
@@ -387,6 +396,7 @@ fn a_storm_through_kafka_ends_as_replay_says_despite_kill_9() {
     let config = test_config(&dir, "0s");
     let (storm_path, lines) = storm(&dir, 3, partitions);
     let expected = expected_events(&config, &lines, partitions);
+    assert!(expected.len() > 10, "a storm worth testing: {} events", expected.len());
 
     // The storm arrives over about thirty seconds while the engine is
     // killed three times, each a while after it got its partitions. As a
@@ -464,4 +474,75 @@ fn garbage_lands_in_dead_letters_with_its_reason_and_never_blocks_the_partition(
     assert_eq!(letters[1]["headers"]["triage.source.offset"], "7");
     let error = letters[1]["headers"]["triage.error"].as_str().unwrap_or_default();
     assert!(error.contains("startsAt"), "the error names the field: {error}");
+}
+
+#[test]
+fn an_idle_partition_resolves_on_the_wall_clock_and_replays_its_clock_after_a_crash() {
+    let (dir, broker) = setup("idle", 1);
+    let config = test_config(&dir, "200ms");
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    let text = text
+        .replace("allowed_lateness: 30s", "allowed_lateness: 1s")
+        .replace("quiet_period: 5m", "quiet_period: 3s")
+        .replace("checkpoint_interval: 300ms", "checkpoint_interval: 1h");
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let alert = |name: &str, service: &str, at: &str, end: Option<&str>| match end {
+        None => format!(
+            r#"{{"labels":{{"alertname":"{name}","service":"{service}","severity":"critical"}},"startsAt":"{at}"}}"#
+        ),
+        Some(end) => format!(
+            r#"{{"status":"resolved","labels":{{"alertname":"{name}","service":"{service}","severity":"critical"}},"startsAt":"{at}","endsAt":"{end}"}}"#
+        ),
+    };
+    let lines = vec![
+        alert("PostgresDown", "payments-db", "2026-01-01T10:00:00Z", None),
+        alert("HighErrorRate", "payments", "2026-01-01T10:00:05Z", None),
+        alert("HighErrorRate", "checkout", "2026-01-01T10:00:08Z", None),
+        alert("PostgresDown", "payments-db", "2026-01-01T10:00:00Z", Some("2026-01-01T10:00:20Z")),
+        alert("HighErrorRate", "payments", "2026-01-01T10:00:05Z", Some("2026-01-01T10:00:21Z")),
+        alert("HighErrorRate", "checkout", "2026-01-01T10:00:08Z", Some("2026-01-01T10:00:22Z")),
+    ];
+    // Replay needs the end of its input to let time run out; the service
+    // only has the wall clock.
+    let expected = replayed_events(&config, &lines, 1, &["--drain"]);
+    let kinds: Vec<String> = expected
+        .values()
+        .map(|e| {
+            serde_json::from_str::<Value>(e).map(|v| v["event"].to_string()).unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(kinds, ["\"declared\"", "\"resolved\""]);
+
+    let input = dir.path("input.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
+    assert!(produce(&broker, "alerts", 1, &input, 0).wait().is_ok_and(|s| s.success()));
+    let log = dir.path("engine.log");
+    // A takes the alerts and stops cleanly: its snapshot holds them all.
+    let mut engine = Engine::start(&config, &broker, &log);
+    wait_for_assignment(&log, Duration::from_secs(30));
+    sleep(Duration::from_millis(500));
+    assert_eq!(engine.terminate(Duration::from_secs(30)), Some(0));
+    // B restores it and, with nothing arriving, only its idle clock can end
+    // the incident; it never checkpoints (the interval is an hour) and is
+    // killed once the resolution is out.
+    let mut engine = Engine::start(&config, &broker, &log);
+    wait_for_events(&broker, &expected, Duration::from_secs(60));
+    engine.kill9();
+    sleep(SESSION_TIMEOUT + Duration::from_secs(1));
+    // C restores A's snapshot and replays B's recorded clock moves.
+    let mut engine = Engine::start(&config, &broker, &log);
+    wait_for_assignment(&log, Duration::from_secs(30));
+    sleep(Duration::from_secs(1));
+    assert_eq!(engine.terminate(Duration::from_secs(30)), Some(0));
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let last_run = log_text.rsplit("-- test: engine started").next().unwrap_or_default();
+    assert!(!last_run.contains("ticks_replayed=0"), "{log_text}");
+
+    // The same events, re-sent or not, with the same bytes as replay's.
+    assert_eq!(produced_events(&broker), expected);
+    let ticks = read_topic(&broker, "triage-state")
+        .iter()
+        .filter(|r| r["headers"]["triage.state.kind"] == "tick")
+        .count();
+    assert!(ticks > 0, "idle clock moves are recorded in the state topic");
 }
