@@ -552,3 +552,34 @@ fn an_idle_partition_resolves_on_the_wall_clock_and_replays_its_clock_after_a_cr
         .count();
     assert!(ticks > 0, "idle clock moves are recorded in the state topic");
 }
+
+#[test]
+fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_stops() {
+    let partitions = 2;
+    let (dir, broker) = setup("two-instances", partitions);
+    let config = test_config(&dir, "0s");
+    let (storm_path, lines) = storm(&dir, 8, partitions);
+    let expected = expected_events(&config, &lines, partitions);
+
+    let mut producer = produce(&broker, "alerts", partitions, &storm_path, 60);
+    let (log_a, log_b) = (dir.path("a.log"), dir.path("b.log"));
+    let mut a = Engine::start(&config, &broker, &log_a);
+    wait_for_assignment(&log_a, Duration::from_secs(30));
+    let mut b = Engine::start(&config, &broker, &log_b);
+    // The group splits the two partitions between the instances.
+    wait_for_assignment(&log_b, Duration::from_secs(30));
+    sleep(Duration::from_secs(2));
+    assert_eq!(a.terminate(Duration::from_secs(30)), Some(0), "A stops cleanly");
+    assert!(producer.wait().is_ok_and(|s| s.success()), "the producer failed");
+    wait_for_events(&broker, &expected, Duration::from_secs(90));
+    assert_eq!(b.terminate(Duration::from_secs(30)), Some(0), "B stops cleanly");
+
+    assert_same_incidents(&expected, &produced_events(&broker));
+    let text_a = std::fs::read_to_string(&log_a).unwrap_or_default();
+    let text_b = std::fs::read_to_string(&log_b).unwrap_or_default();
+    assert!(text_a.contains("partition revoked"), "A handed its partitions over:\n{text_a}");
+    let owned_by_b = ["partition=0", "partition=1"]
+        .iter()
+        .all(|p| text_b.lines().any(|l| l.contains("partition assigned") && l.contains(p)));
+    assert!(owned_by_b, "B ended with both partitions:\n{text_b}");
+}
