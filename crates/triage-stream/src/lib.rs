@@ -8,6 +8,7 @@
 //! The correlator it drives is pure; everything here is I/O around it.
 //! `docs/streaming.md` explains the design for operators.
 
+mod client;
 pub mod error;
 pub mod service;
 pub mod state;

@@ -42,6 +42,7 @@ use triage_correlate::{Correlator, DroppedAlert, EventSink};
 use triage_formats::{RejectReason, decode_line};
 use triage_model::{IncidentEvent, Timestamp};
 
+use crate::client::{send_waiting, topic_partitions};
 use crate::error::StreamError;
 use crate::state::{StateStore, Tick};
 use crate::telemetry::Telemetry;
@@ -79,6 +80,15 @@ struct OutputDeliveries {
     failures: Mutex<Vec<String>>,
 }
 
+impl OutputDeliveries {
+    /// Records an output that will not reach the broker.
+    fn fail(&self, what: String) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.push(what);
+        }
+    }
+}
+
 impl ClientContext for OutputDeliveries {}
 
 impl ProducerContext for OutputDeliveries {
@@ -86,10 +96,7 @@ impl ProducerContext for OutputDeliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
         if let Err((error, message)) = result {
-            let what = format!("{} partition {}: {error}", message.topic(), message.partition());
-            if let Ok(mut failures) = self.failures.lock() {
-                failures.push(what);
-            }
+            self.fail(format!("{} partition {}: {error}", message.topic(), message.partition()));
         }
     }
 }
@@ -97,10 +104,9 @@ impl ProducerContext for OutputDeliveries {
 /// One assigned partition.
 struct Partition {
     correlator: Correlator,
-    /// The first alerts offset not yet fed to the correlator.
+    /// The first alerts offset not yet fed to the correlator; records
+    /// below it (restored state, a re-delivery) are skipped.
     next_offset: i64,
-    /// Records below this are covered by the restored state.
-    resume_from: i64,
     /// Recorded clock moves still to replay, in order.
     ticks: VecDeque<Tick>,
     generation: u64,
@@ -317,7 +323,6 @@ impl Core {
         let mut p = Partition {
             correlator,
             next_offset,
-            resume_from: next_offset,
             ticks: recovered.ticks.into(),
             generation,
             manifest_at: recovered.manifest_at,
@@ -342,7 +347,7 @@ impl Core {
         let partition = message.partition();
         let offset = message.offset();
         let Some(p) = self.partitions.get_mut(&partition) else { return };
-        if offset < p.resume_from {
+        if offset < p.next_offset {
             self.telemetry.record_skipped();
             return;
         }
@@ -548,25 +553,13 @@ impl<'a> OutputSink<'a> {
         }
     }
 
-    fn send(&self, mut record: BaseRecord<'_, [u8], [u8]>) {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // Back-pressure: wait for the broker instead of growing.
-                    record = back;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, back)) => {
-                    // Refused before it was queued (too large, say): it is
-                    // recorded as a failed delivery, so no commit passes it.
-                    let what = format!("{} partition {}: {e}", back.topic, self.partition);
-                    if let Ok(mut failures) = self.producer.context().failures.lock() {
-                        failures.push(what);
-                    }
-                    return;
-                }
-            }
+    fn send(&self, record: BaseRecord<'_, [u8], [u8]>) {
+        let topic = record.topic;
+        if let Err(e) = send_waiting(self.producer, record) {
+            // Refused before it was queued (too large, say): recorded as a
+            // failed delivery, so no commit passes it.
+            let what = format!("{topic} partition {}: {e}", self.partition);
+            self.producer.context().fail(what);
         }
     }
 
@@ -579,15 +572,10 @@ impl<'a> OutputSink<'a> {
         text: &str,
         alert: Option<usize>,
     ) {
-        let partition = message.partition().to_string();
-        let offset = message.offset().to_string();
         let alert_text = alert.map(|i| i.to_string());
-        let mut headers = OwnedHeaders::new()
-            .insert(Header { key: "triage.reason", value: Some(reason) })
-            .insert(Header { key: "triage.error", value: Some(text) })
-            .insert(Header { key: "triage.source.topic", value: Some(message.topic()) })
-            .insert(Header { key: "triage.source.partition", value: Some(&partition) })
-            .insert(Header { key: "triage.source.offset", value: Some(&offset) });
+        let mut headers =
+            dead_letter_headers(reason, message.topic(), message.partition(), message.offset())
+                .insert(Header { key: "triage.error", value: Some(text) });
         if let Some(index) = &alert_text {
             headers = headers.insert(Header { key: "triage.alert.index", value: Some(index) });
         }
@@ -607,9 +595,8 @@ impl EventSink for OutputSink<'_> {
         let payload = match serde_json::to_vec(&event) {
             Ok(p) => p,
             Err(e) => {
-                if let Ok(mut failures) = self.producer.context().failures.lock() {
-                    failures.push(format!("event {} not serialized: {e}", event.event_id));
-                }
+                let what = format!("event {} not serialized: {e}", event.event_id);
+                self.producer.context().fail(what);
                 return;
             }
         };
@@ -631,19 +618,34 @@ impl EventSink for OutputSink<'_> {
             "reason": alert.reason,
         })
         .to_string();
-        let offset = alert.position.to_string();
-        let partition = self.partition.to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: "triage.reason", value: Some(alert.reason) })
-            .insert(Header { key: "triage.source.topic", value: Some(&self.kafka.topics.alerts) })
-            .insert(Header { key: "triage.source.partition", value: Some(&partition) })
-            .insert(Header { key: "triage.source.offset", value: Some(&offset) });
+        let headers = dead_letter_headers(
+            alert.reason,
+            &self.kafka.topics.alerts,
+            self.partition,
+            alert.position,
+        );
         let record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.kafka.topics.dead_letters)
             .payload(payload.as_bytes())
             .headers(headers);
         self.send(record);
         self.telemetry.dropped_alert(self.partition, alert.position, alert.reason);
     }
+}
+
+/// What every dead letter says: why, and where its record came from.
+fn dead_letter_headers(
+    reason: &str,
+    topic: &str,
+    partition: i32,
+    offset: impl std::fmt::Display,
+) -> OwnedHeaders {
+    let partition = partition.to_string();
+    let offset = offset.to_string();
+    OwnedHeaders::new()
+        .insert(Header { key: "triage.reason", value: Some(reason) })
+        .insert(Header { key: "triage.source.topic", value: Some(topic) })
+        .insert(Header { key: "triage.source.partition", value: Some(&partition) })
+        .insert(Header { key: "triage.source.offset", value: Some(&offset) })
 }
 
 /// The correlator's partition number (incident ids derive from it).
@@ -696,23 +698,9 @@ fn check_topics(
     kafka: &KafkaSettings,
 ) -> Result<(), StreamError> {
     let timeout = kafka.shutdown_timeout;
-    let mut alerts_partitions = 0;
-    for topic in [&kafka.topics.alerts, &kafka.topics.incidents, &kafka.topics.dead_letters] {
-        let metadata = producer
-            .client()
-            .fetch_metadata(Some(topic), timeout)
-            .map_err(|e| StreamError::client("metadata", e))?;
-        let partitions = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic.as_str() && t.error().is_none())
-            .map_or(0, |t| t.partitions().len());
-        if partitions == 0 {
-            return Err(StreamError::MissingTopic(topic.clone()));
-        }
-        if topic == &kafka.topics.alerts {
-            alerts_partitions = partitions;
-        }
+    let alerts_partitions = topic_partitions(producer.client(), &kafka.topics.alerts, timeout)?;
+    for topic in [&kafka.topics.incidents, &kafka.topics.dead_letters] {
+        topic_partitions(producer.client(), topic, timeout)?;
     }
     let state_partitions = state.partitions()?;
     if state_partitions < alerts_partitions {

@@ -40,6 +40,7 @@ use triage_correlate::Snapshot;
 use triage_model::Timestamp;
 use triage_model::hash::Fnv1a64;
 
+use crate::client::{send_waiting, topic_partitions};
 use crate::error::StreamError;
 
 /// Largest snapshot slice per record, well under the brokers' default
@@ -137,20 +138,7 @@ impl StateStore {
 
     /// Partitions of the state topic (an error when it does not exist).
     pub fn partitions(&self) -> Result<usize, StreamError> {
-        let metadata = self
-            .producer
-            .client()
-            .fetch_metadata(Some(&self.topic), self.timeout)
-            .map_err(|e| StreamError::client("state topic metadata", e))?;
-        let count = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == self.topic && t.error().is_none())
-            .map_or(0, |t| t.partitions().len());
-        if count == 0 {
-            return Err(StreamError::MissingTopic(self.topic.clone()));
-        }
-        Ok(count)
+        topic_partitions(self.producer.client(), &self.topic, self.timeout)
     }
 
     /// Writes `snapshot`, covering alerts up to `next_offset`, as
@@ -223,26 +211,12 @@ impl StateStore {
         headers: OwnedHeaders,
         index: usize,
     ) -> Result<(), StreamError> {
-        let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(index))
+        let record = BaseRecord::with_opaque_to(&self.topic, Box::new(index))
             .partition(partition)
             .key(key)
             .payload(payload)
             .headers(headers);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    record = back;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(StreamError::client("state write", e)),
-            }
-        }
+        send_waiting(&self.producer, record).map_err(|e| StreamError::client("state write", e))
     }
 
     /// Waits until `count` records are acknowledged; their offsets by the
