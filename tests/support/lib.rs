@@ -90,6 +90,7 @@ pub fn config_for(specs: Vec<triage_topology::ServiceSpec>) -> Config {
         services: specs,
         topology: Arc::new(topology),
         input: triage_config::InputLimits::default(),
+        live: triage_config::LiveSettings::default(),
         kafka: triage_config::KafkaSettings::default(),
         receiver: triage_config::ReceiverSettings::default(),
         warnings: Vec::new(),

@@ -12,7 +12,7 @@ pub mod raw;
 mod stream;
 mod validate;
 
-pub use stream::{KafkaSettings, ReceiverSettings, Secret, Topics};
+pub use stream::{KafkaSettings, LiveSettings, ReceiverSettings, Secret, Topics};
 
 use std::fmt;
 use std::path::Path;
@@ -35,6 +35,8 @@ pub struct Config {
     pub topology: Arc<Topology>,
     /// Input bounds.
     pub input: InputLimits,
+    /// How `triage run` keeps time and state.
+    pub live: LiveSettings,
     /// The Kafka service.
     pub kafka: KafkaSettings,
     /// The webhook receiver.

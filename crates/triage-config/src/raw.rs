@@ -44,6 +44,9 @@ pub struct RawConfig {
     /// Input bounds.
     #[serde(default)]
     pub input: RawInput,
+    /// How `triage run` keeps time and state, in either mode.
+    #[serde(default)]
+    pub live: RawLive,
     /// The Kafka service (`triage run`). Default: no brokers, standalone.
     #[serde(default)]
     pub kafka: RawKafka,
@@ -215,13 +218,6 @@ pub struct RawKafka {
     /// Topic names.
     #[serde(default)]
     pub topics: RawTopics,
-    /// How often state is persisted and offsets committed. Default: 5s.
-    pub checkpoint_interval: Option<DurationSpec>,
-    /// Wall time without records after which an idle partition's clock
-    /// moves on; `0s` turns it off. Default: 1s.
-    pub idle_advance: Option<DurationSpec>,
-    /// How long shutdown may take. Default: 30s.
-    pub shutdown_timeout: Option<DurationSpec>,
     /// librdkafka properties for every client (TLS, SASL). Default: none.
     #[serde(default)]
     pub client: BTreeMap<String, String>,
@@ -231,6 +227,23 @@ pub struct RawKafka {
     /// librdkafka properties for the producers only. Default: none.
     #[serde(default)]
     pub producer: BTreeMap<String, String>,
+}
+
+/// `live:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLive {
+    /// How often state is persisted (and, on Kafka, offsets committed).
+    /// Default: 5s.
+    pub checkpoint_interval: Option<DurationSpec>,
+    /// Wall time without alerts after which a correlator's clock moves
+    /// on; `0s` turns it off. Default: 1s.
+    pub idle_advance: Option<DurationSpec>,
+    /// How long shutdown may take. Default: 30s.
+    pub shutdown_timeout: Option<DurationSpec>,
+    /// Standalone only: where the correlator's state is kept across
+    /// restarts. Default: none (state lives in memory only).
+    pub state_file: Option<String>,
 }
 
 /// `kafka.topics:`
@@ -262,6 +275,9 @@ pub struct RawReceiver {
     /// Labels naming an alert's correlation domain (the Kafka key in
     /// bridge mode), first present wins. Default: `[cluster, environment]`.
     pub domain_labels: Option<Vec<String>>,
+    /// Bridge mode: how long a request waits for the broker to
+    /// acknowledge its alerts before it fails with 503. Default: 10s.
+    pub ack_timeout: Option<DurationSpec>,
 }
 
 /// Parses YAML text into the raw mirror.

@@ -15,13 +15,6 @@ pub struct KafkaSettings {
     pub group_id: String,
     /// Topic names.
     pub topics: Topics,
-    /// How often state is persisted and offsets committed.
-    pub checkpoint_interval: Duration,
-    /// Wall time without records after which an idle partition's clock
-    /// moves on; zero turns it off.
-    pub idle_advance: Duration,
-    /// How long shutdown may take before giving up on a clean exit.
-    pub shutdown_timeout: Duration,
     /// librdkafka properties for every client.
     pub client: BTreeMap<String, String>,
     /// librdkafka properties for the consumer only.
@@ -43,12 +36,36 @@ impl Default for KafkaSettings {
             brokers: String::new(),
             group_id: "triage".into(),
             topics: Topics::default(),
-            checkpoint_interval: Duration::from_secs(5),
-            idle_advance: Duration::from_secs(1),
-            shutdown_timeout: Duration::from_secs(30),
             client: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
+        }
+    }
+}
+
+/// `live:` validated: how `triage run` keeps time and state, on Kafka or
+/// standalone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveSettings {
+    /// How often state is persisted (and, on Kafka, offsets committed).
+    pub checkpoint_interval: Duration,
+    /// Wall time without alerts after which a correlator's clock moves on;
+    /// zero turns it off.
+    pub idle_advance: Duration,
+    /// How long shutdown may take before giving up on a clean exit.
+    pub shutdown_timeout: Duration,
+    /// Standalone only: the file the correlator's state is kept in across
+    /// restarts; `None` keeps it in memory only.
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        LiveSettings {
+            checkpoint_interval: Duration::from_secs(5),
+            idle_advance: Duration::from_secs(1),
+            shutdown_timeout: Duration::from_secs(30),
+            state_file: None,
         }
     }
 }
@@ -116,7 +133,7 @@ impl Secret {
 /// `receiver:` validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiverSettings {
-    /// Listen address, `host:port`.
+    /// Listen address, `host:port`; empty serves no HTTP at all.
     pub listen: String,
     /// The bearer token requests must carry, when set.
     pub bearer_token: Option<Secret>,
@@ -124,6 +141,9 @@ pub struct ReceiverSettings {
     pub max_body_bytes: usize,
     /// Labels naming an alert's correlation domain, first present wins.
     pub domain_labels: Vec<String>,
+    /// Bridge mode: how long a request waits for the broker's
+    /// acknowledgement before it fails with 503.
+    pub ack_timeout: Duration,
 }
 
 impl Default for ReceiverSettings {
@@ -133,6 +153,7 @@ impl Default for ReceiverSettings {
             bearer_token: None,
             max_body_bytes: 4 << 20,
             domain_labels: vec!["cluster".into(), "environment".into()],
+            ack_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -12,11 +12,12 @@ use triage_model::{AlertSeverity, DurationSpec};
 use triage_topology::{ServiceSpec, Topology};
 
 use crate::raw::{
-    RawConfig, RawDeclare, RawGrouping, RawInput, RawKafka, RawLevel, RawLimits, RawReceiver,
-    RawService, RawSeverity, RawUpdates,
+    RawConfig, RawDeclare, RawGrouping, RawInput, RawKafka, RawLevel, RawLimits, RawLive,
+    RawReceiver, RawService, RawSeverity, RawUpdates,
 };
 use crate::{
-    Config, ConfigError, ConfigErrors, InputLimits, KafkaSettings, ReceiverSettings, Secret,
+    Config, ConfigError, ConfigErrors, InputLimits, KafkaSettings, LiveSettings, ReceiverSettings,
+    Secret,
 };
 
 /// Collects errors while validation walks the file, and reads optional
@@ -97,6 +98,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     updates(&mut errors, raw.updates, &mut settings.updates);
     limits(&mut errors, raw.limits, &mut settings.limits);
     let input = input(&mut errors, raw.input);
+    let live = live(&mut errors, raw.live);
     let kafka = kafka(&mut errors, raw.kafka);
     let receiver = receiver(&mut errors, raw.receiver);
     let services = services(&mut errors, raw.services, settings.severity.tier_weights.len());
@@ -118,6 +120,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
                 services,
                 topology: Arc::new(topology),
                 input,
+                live,
                 kafka,
                 receiver,
                 warnings,
@@ -302,14 +305,6 @@ fn kafka(errors: &mut Errors, k: RawKafka) -> KafkaSettings {
             errors.push("kafka.topics", format!("topic {a:?} is named twice"));
         }
     }
-    kafka.checkpoint_interval = errors.positive(
-        "kafka.checkpoint_interval",
-        k.checkpoint_interval,
-        kafka.checkpoint_interval,
-    );
-    kafka.idle_advance = k.idle_advance.map_or(kafka.idle_advance, |d| d.0);
-    kafka.shutdown_timeout =
-        errors.positive("kafka.shutdown_timeout", k.shutdown_timeout, kafka.shutdown_timeout);
     for (section, properties) in
         [("client", &k.client), ("consumer", &k.consumer), ("producer", &k.producer)]
     {
@@ -335,10 +330,28 @@ fn valid_topic_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
+fn live(errors: &mut Errors, l: RawLive) -> LiveSettings {
+    let mut live = LiveSettings::default();
+    live.checkpoint_interval = errors.positive(
+        "live.checkpoint_interval",
+        l.checkpoint_interval,
+        live.checkpoint_interval,
+    );
+    live.idle_advance = l.idle_advance.map_or(live.idle_advance, |d| d.0);
+    live.shutdown_timeout =
+        errors.positive("live.shutdown_timeout", l.shutdown_timeout, live.shutdown_timeout);
+    live.state_file = match l.state_file {
+        Some(path) if path.trim().is_empty() => None,
+        Some(path) => Some(path.into()),
+        None => None,
+    };
+    live
+}
+
 fn receiver(errors: &mut Errors, r: RawReceiver) -> ReceiverSettings {
     let mut receiver = ReceiverSettings::default();
     if let Some(listen) = r.listen {
-        if listen.parse::<std::net::SocketAddr>().is_err() {
+        if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
             errors
                 .push("receiver.listen", format!("{listen:?} is not an address like 0.0.0.0:9097"));
         } else {
@@ -358,6 +371,8 @@ fn receiver(errors: &mut Errors, r: RawReceiver) -> ReceiverSettings {
         errors.at_least_one("receiver.max_body_bytes", r.max_body_bytes, receiver.max_body_bytes);
     receiver.domain_labels =
         errors.labels("receiver.domain_labels", r.domain_labels, receiver.domain_labels);
+    receiver.ack_timeout =
+        errors.positive("receiver.ack_timeout", r.ack_timeout, receiver.ack_timeout);
     receiver
 }
 
@@ -430,6 +445,7 @@ mod tests {
         };
         assert_eq!(*config.settings, Settings::default());
         assert_eq!(config.input, InputLimits::default());
+        assert_eq!(config.live, LiveSettings::default());
         assert_eq!(config.kafka, KafkaSettings::default());
         assert_eq!(config.receiver, ReceiverSettings::default());
         assert!(config.topology.len() >= 25, "a realistic shop: {}", config.topology.len());
@@ -483,8 +499,9 @@ severity:
 kafka:
   brokers: "b:9092"
   topics: {alerts: "bad topic", incidents: same, dead_letters: same}
-  checkpoint_interval: 0s
   producer: {enable.idempotence: "false"}
+live:
+  checkpoint_interval: 0s
 receiver:
   listen: nowhere
   bearer_token_file: /a
@@ -495,7 +512,7 @@ receiver:
         for expected in [
             "kafka.topics.alerts",
             "topic \"same\" is named twice",
-            "kafka.checkpoint_interval",
+            "live.checkpoint_interval",
             "kafka.producer.enable.idempotence",
             "receiver.listen",
             "not both",

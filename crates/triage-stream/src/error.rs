@@ -57,6 +57,28 @@ pub enum StreamError {
         /// Why.
         message: String,
     },
+    /// The receiver could not start (its token, its runtime).
+    #[error("receiver: {0}")]
+    Receiver(String),
+    /// The receiver's address could not be bound or served.
+    #[error("receiver on {address}: {source}")]
+    Bind {
+        /// `receiver.listen`.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The standalone state file could not be read or written.
+    #[error("state file {}: {message}", path.display())]
+    StateFile {
+        /// `live.state_file`.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Standalone events or rejects could not be written.
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
     /// Shutdown did not finish within its bound.
     #[error("shutdown did not finish within {0:?}")]
     ShutdownTimeout(std::time::Duration),

@@ -1,19 +1,28 @@
-//! The streaming edges of triage: the Kafka service behind `triage run`.
+//! The live edges of triage: everything behind `triage run`.
 //!
-//! - [`service`]: the consumer group, one correlator per partition, the
-//!   at-least-once checkpoint protocol, dead letters and idle clocks;
+//! - [`service`]: the Kafka consumer group, one correlator per partition,
+//!   the at-least-once checkpoint protocol, dead letters and idle clocks;
 //! - [`state`]: the state topic layout and recovery;
+//! - [`receiver`]: the Alertmanager HTTP receiver, in front of either
+//!   [`standalone`] (an in-process correlator, no Kafka) or [`bridge`]
+//!   (produce to the alerts topic, answer once acknowledged);
 //! - [`telemetry`]: what the service logs and counts about itself.
 //!
 //! The correlator it drives is pure; everything here is I/O around it.
 //! `docs/streaming.md` explains the design for operators.
 
+pub mod bridge;
 mod client;
+mod clock;
 pub mod error;
+pub mod receiver;
 pub mod service;
+pub mod standalone;
 pub mod state;
 pub mod telemetry;
 
+pub use bridge::start_bridge;
 pub use error::StreamError;
 pub use service::{Control, RunSummary, run};
+pub use standalone::{Outputs, StandaloneSummary, run_standalone};
 pub use telemetry::Telemetry;

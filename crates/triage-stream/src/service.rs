@@ -40,9 +40,10 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 use triage_config::{Config, KafkaSettings};
 use triage_correlate::{Correlator, DroppedAlert, EventSink};
 use triage_formats::{RejectReason, decode_line};
-use triage_model::{IncidentEvent, Timestamp};
+use triage_model::IncidentEvent;
 
 use crate::client::{send_waiting, topic_partitions};
+use crate::clock::IdleClock;
 use crate::error::StreamError;
 use crate::state::{StateStore, Tick};
 use crate::telemetry::Telemetry;
@@ -113,10 +114,7 @@ struct Partition {
     manifest_at: Option<i64>,
     /// Changed since the last snapshot.
     dirty: bool,
-    /// When the head last moved because of a record, and to where; idle
-    /// clock moves count wall time from here.
-    anchor: Option<(Instant, Timestamp)>,
-    last_activity: Instant,
+    clock: IdleClock,
 }
 
 /// Everything the polling thread and the rebalance callback share.
@@ -228,9 +226,9 @@ pub fn run(config: Arc<Config>, control: &Control) -> Result<RunSummary, StreamE
         &kafka.topics.state,
         producer_config(kafka),
         reader,
-        kafka.shutdown_timeout,
+        config.live.shutdown_timeout,
     )?;
-    check_topics(&output, &state, kafka)?;
+    check_topics(&output, &state, kafka, config.live.shutdown_timeout)?;
 
     let core = Core {
         config: config.clone(),
@@ -278,7 +276,7 @@ pub fn run(config: Arc<Config>, control: &Control) -> Result<RunSummary, StreamE
         core.housekeeping(&consumer)?;
     }
 
-    let deadline = Instant::now() + kafka.shutdown_timeout;
+    let deadline = Instant::now() + config.live.shutdown_timeout;
     let mut core = consumer.context().lock();
     if let Some(e) = core.fatal.take() {
         return Err(e);
@@ -292,7 +290,7 @@ pub fn run(config: Arc<Config>, control: &Control) -> Result<RunSummary, StreamE
     consumer.unsubscribe();
     drop(consumer);
     if Instant::now() > deadline {
-        return Err(StreamError::ShutdownTimeout(kafka.shutdown_timeout));
+        return Err(StreamError::ShutdownTimeout(config.live.shutdown_timeout));
     }
     Ok(RunSummary { partitions })
 }
@@ -319,7 +317,6 @@ impl Core {
         };
         let restored = recovered.manifest_at.is_some();
         let ticks = recovered.ticks.len();
-        let now = Instant::now();
         let mut p = Partition {
             correlator,
             next_offset,
@@ -327,16 +324,13 @@ impl Core {
             generation,
             manifest_at: recovered.manifest_at,
             dirty: false,
-            anchor: None,
-            last_activity: now,
+            clock: IdleClock::new(None, Instant::now()),
         };
         let mut sink =
             OutputSink::new(&self.output, &self.config.kafka, &self.telemetry, partition);
         p.replay_ticks_through(next_offset - 1, &mut sink);
         sink.finish();
-        // A restored partition's idle clock counts wall time from here, or
-        // it would wait for a record before anything resolves.
-        p.anchor = p.correlator.head().map(|head| (now, head));
+        p.clock = IdleClock::new(p.correlator.head(), Instant::now());
         self.telemetry.assigned(partition, next_offset, restored, ticks);
         self.partitions.insert(partition, p);
         Ok(if restored { Offset::Offset(next_offset) } else { Offset::Beginning })
@@ -376,15 +370,9 @@ impl Core {
                 Err(e) => sink.dead_letter(message, e.reason.code(), &e.message, None),
             }
         }
-        let now = Instant::now();
         p.next_offset = offset + 1;
         p.dirty = true;
-        p.last_activity = now;
-        if let Some(head) = p.correlator.head()
-            && p.anchor.is_none_or(|(_, anchored)| head > anchored)
-        {
-            p.anchor = Some((now, head));
-        }
+        p.clock.observed(p.correlator.head(), Instant::now());
         p.replay_ticks_through(offset, &mut sink);
         sink.finish();
         self.telemetry.records(1, alerts);
@@ -393,11 +381,8 @@ impl Core {
     /// Idle clocks, due checkpoints, delivery reports.
     fn housekeeping(&mut self, consumer: &BaseConsumer<Engine>) -> Result<(), StreamError> {
         self.output.poll(Duration::ZERO);
-        let idle_after = self.config.kafka.idle_advance;
-        if !idle_after.is_zero() {
-            self.advance_idle(idle_after)?;
-        }
-        if self.last_checkpoint.elapsed() >= self.config.kafka.checkpoint_interval {
+        self.advance_idle(self.config.live.idle_advance)?;
+        if self.last_checkpoint.elapsed() >= self.config.live.checkpoint_interval {
             self.checkpoint(consumer, None)?;
         }
         Ok(())
@@ -410,18 +395,13 @@ impl Core {
     fn advance_idle(&mut self, idle_after: Duration) -> Result<(), StreamError> {
         let now = Instant::now();
         for (&partition, p) in &mut self.partitions {
-            if !p.ticks.is_empty() || now.duration_since(p.last_activity) < idle_after {
+            if !p.ticks.is_empty() {
                 continue;
             }
-            let Some((anchored_at, anchor)) = p.anchor else { continue };
-            let elapsed = now.duration_since(anchored_at);
-            let time = anchor.plus(Duration::from_millis(elapsed.as_millis() as u64));
-            if p.correlator.head().is_some_and(|head| time <= head) {
-                continue;
-            }
+            let Some(time) = p.clock.due(p.correlator.head(), now, idle_after) else { continue };
             // Everything sent so far must be acknowledged before a tick is
             // recorded after it; an idle partition has little in flight.
-            flush(&self.output, self.config.kafka.shutdown_timeout, &self.telemetry)?;
+            flush(&self.output, self.config.live.shutdown_timeout, &self.telemetry)?;
             let tick = Tick { after_offset: p.next_offset - 1, time };
             self.state.record_tick(partition, tick, p.manifest_at)?;
             let mut sink =
@@ -429,7 +409,7 @@ impl Core {
             p.correlator.advance_to(time, &mut sink);
             sink.finish();
             p.dirty = true;
-            p.last_activity = now;
+            p.clock.moved(now);
             self.telemetry.tick();
         }
         Ok(())
@@ -443,7 +423,7 @@ impl Core {
         only: Option<&[i32]>,
     ) -> Result<(), StreamError> {
         let started = Instant::now();
-        flush(&self.output, self.config.kafka.shutdown_timeout, &self.telemetry)?;
+        flush(&self.output, self.config.live.shutdown_timeout, &self.telemetry)?;
         let failures = match self.output.context().failures.lock() {
             Ok(mut f) => std::mem::take(&mut *f),
             Err(_) => vec!["delivery reports poisoned".to_owned()],
@@ -667,7 +647,7 @@ fn base_config(kafka: &KafkaSettings) -> ClientConfig {
     config
 }
 
-fn producer_config(kafka: &KafkaSettings) -> ClientConfig {
+pub(crate) fn producer_config(kafka: &KafkaSettings) -> ClientConfig {
     let mut config = base_config(kafka);
     // Retried for as long as it takes: an outage delays output, never
     // loses it. A checkpoint waits for these acknowledgements.
@@ -696,8 +676,8 @@ fn check_topics(
     producer: &BaseProducer<OutputDeliveries>,
     state: &StateStore,
     kafka: &KafkaSettings,
+    timeout: Duration,
 ) -> Result<(), StreamError> {
-    let timeout = kafka.shutdown_timeout;
     let alerts_partitions = topic_partitions(producer.client(), &kafka.topics.alerts, timeout)?;
     for topic in [&kafka.topics.incidents, &kafka.topics.dead_letters] {
         topic_partitions(producer.client(), topic, timeout)?;

@@ -34,6 +34,14 @@ pub struct Counters {
     pub partitions_revoked: AtomicU64,
     /// Errors reported by the Kafka clients.
     pub client_errors: AtomicU64,
+    /// HTTP requests answered by the receiver.
+    pub receiver_requests: AtomicU64,
+    /// Of those, refused as the client's fault (4xx).
+    pub receiver_refused: AtomicU64,
+    /// Of those, failed for now (5xx): the client should retry.
+    pub receiver_unavailable: AtomicU64,
+    /// Records the bridge produced to the alerts topic.
+    pub bridged_records: AtomicU64,
 }
 
 impl Counters {
@@ -162,6 +170,55 @@ impl Telemetry {
             RDKafkaLogLevel::Debug => "debug",
         };
         eprintln!("triage {name} kafka: {message} facility={facility}");
+    }
+
+    pub(crate) fn receiver_listening(&self, address: &str) {
+        eprintln!("triage info: receiver listening address={address}");
+    }
+
+    pub(crate) fn standalone_started(&self, state_file: Option<&std::path::Path>, requests: u64) {
+        let state = state_file.map_or("none".to_owned(), |p| p.display().to_string());
+        eprintln!(
+            "triage info: standalone started state_file={state} requests_restored={requests}"
+        );
+    }
+
+    /// One answered request; `reason` is a bounded code.
+    pub(crate) fn request(&self, endpoint: &str, status: u16, reason: &str) {
+        Counters::bump(&self.counters.receiver_requests, 1);
+        match status {
+            400..=499 => {
+                Counters::bump(&self.counters.receiver_refused, 1);
+                self.warn_limited(
+                    "request_refused",
+                    &format!("request refused endpoint={endpoint} status={status} reason={reason}"),
+                );
+            }
+            500..=599 => {
+                Counters::bump(&self.counters.receiver_unavailable, 1);
+                self.warn_limited(
+                    "request_unavailable",
+                    &format!("request failed endpoint={endpoint} status={status} reason={reason}"),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn bridged(&self, records: u64, alerts: u64) {
+        Counters::bump(&self.counters.bridged_records, records);
+        Counters::bump(&self.counters.alerts, alerts);
+    }
+
+    pub(crate) fn receiver_dead_letter(&self, endpoint: &str, reason: &str, message: &str) {
+        Counters::bump(&self.counters.dead_letters, 1);
+        self.warn_limited(
+            "dead_letter",
+            &format!(
+                "request body sent to dead letters endpoint={endpoint} reason={reason} \
+                 error={message:?}"
+            ),
+        );
     }
 
     pub(crate) fn dropped_alert(&self, partition: i32, offset: u64, reason: &str) {

@@ -36,8 +36,11 @@ enum Command {
     /// Correlate alerts from a file or stdin; incident events go to stdout
     /// as JSON lines, a summary to stderr.
     Replay(ReplayArgs),
-    /// Run as a service: consume alerts from Kafka (`kafka.brokers` or
-    /// `--brokers`), produce incident events, until SIGTERM or SIGINT.
+    /// Run as a service until SIGTERM or SIGINT. Standalone (no brokers):
+    /// the Alertmanager receiver feeds an in-process correlator and events
+    /// go to stdout. On Kafka (`kafka.brokers` or `--brokers`): consume the
+    /// alerts topic, produce incident events; the receiver produces to the
+    /// alerts topic.
     Run(RunArgs),
     /// Validate a configuration file and describe its catalog.
     CheckConfig {
@@ -62,6 +65,16 @@ struct RunArgs {
     /// Kafka bootstrap servers, overriding `kafka.brokers`.
     #[arg(long)]
     brokers: Option<String>,
+    /// Receiver address, overriding `receiver.listen` (`""`: none).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Standalone: append incident events to this file instead of stdout.
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Standalone: keep rejected requests and alerts, with their reason,
+    /// as JSON lines in this file.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -237,32 +250,95 @@ fn run_service(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(brokers) = args.brokers {
         config.kafka.brokers = brokers;
     }
-    if !config.kafka.enabled() {
-        writeln!(
-            io::stderr(),
-            "triage: {}: kafka.brokers is empty; give --brokers or set kafka.brokers",
-            args.config.display()
-        )?;
-        return Ok(ExitCode::from(EXIT_CONFIG));
+    if let Some(listen) = args.listen {
+        config.receiver.listen = listen;
     }
     let control = triage_stream::Control::default();
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, control.shutdown.clone())
             .context("cannot install the signal handlers")?;
     }
-    let summary = triage_stream::run(std::sync::Arc::new(config), &control)?;
+    let config = std::sync::Arc::new(config);
+    if !config.kafka.enabled() {
+        return run_standalone(config, &control, args.events.as_deref(), args.rejects.as_deref());
+    }
+    if args.events.is_some() || args.rejects.is_some() {
+        writeln!(
+            io::stderr(),
+            "triage: --events and --rejects are for standalone runs; on Kafka, events go to \
+             kafka.topics.incidents and rejects to kafka.topics.dead_letters"
+        )?;
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    let receiver = if config.receiver.listen.is_empty() {
+        None
+    } else {
+        Some(triage_stream::start_bridge(&config, &control)?)
+    };
+    let served = triage_stream::run(config, &control);
+    // Whatever stopped the consumer stops the receiver too.
+    control.shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(receiver) = receiver {
+        match receiver.join() {
+            Ok(result) => result?,
+            Err(_) => anyhow::bail!("the receiver thread panicked"),
+        }
+    }
+    let summary = served?;
     let counters = &control.telemetry.counters;
     let get = triage_stream::telemetry::Counters::get;
     writeln!(
         io::stderr(),
         "triage: stopped; partitions={} records={} alerts={} events={} dead_letters={} \
-         checkpoints={}",
+         checkpoints={} requests={} bridged_records={}",
         summary.partitions,
         get(&counters.records),
         get(&counters.alerts),
         get(&counters.events),
         get(&counters.dead_letters),
         get(&counters.checkpoints),
+        get(&counters.receiver_requests),
+        get(&counters.bridged_records),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Standalone: the receiver feeds an in-process correlator.
+fn run_standalone(
+    config: std::sync::Arc<Config>,
+    control: &triage_stream::Control,
+    events: Option<&Path>,
+    rejects: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let append = |path: &Path| -> anyhow::Result<Box<dyn Write + Send>> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Box::new(io::BufWriter::new(file)))
+    };
+    let outputs = triage_stream::Outputs {
+        events: match events {
+            Some(path) => append(path)?,
+            None => Box::new(io::stdout()),
+        },
+        rejects: rejects.map(append).transpose()?,
+    };
+    let summary = triage_stream::run_standalone(config, control, outputs)?;
+    let counters = &control.telemetry.counters;
+    let get = triage_stream::telemetry::Counters::get;
+    let stats = &summary.stats;
+    writeln!(
+        io::stderr(),
+        "triage: stopped; requests={} refused={} alerts={} unique_alerts={} incidents={} \
+         state_file={}",
+        get(&counters.receiver_requests),
+        get(&counters.receiver_refused),
+        get(&counters.alerts),
+        stats.unique_alerts,
+        stats.distinct_incidents(),
+        summary.state_file.as_deref().map_or("none".into(), |p| p.display().to_string()),
     )?;
     Ok(ExitCode::SUCCESS)
 }

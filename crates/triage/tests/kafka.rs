@@ -9,18 +9,27 @@
 //! partition's records end with a sentinel alert a day later, so that all
 //! timers fire in both runs and there is a final state to compare.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use common::{Scratch, Service, free_port, repo, storm};
 use serde_json::Value;
 
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+/// A `triage run` on Kafka.
+type Engine = Service;
+
+/// Starts `triage run` on `broker` with `config` (and no receiver unless
+/// `extra` asks for one).
+fn start_engine(config: &Path, broker: &Broker, log: &Path, extra: &[&str]) -> Engine {
+    let mut args: Vec<std::ffi::OsString> = vec!["--config".into(), config.into()];
+    args.extend(["--brokers".into(), broker.address().into()]);
+    args.extend(extra.iter().map(Into::into));
+    Service::start(&args, log)
 }
 
 fn client_script() -> PathBuf {
@@ -34,37 +43,6 @@ fn tansu() -> PathBuf {
         .unwrap_or_default();
     let installed = home.join("bin/tansu");
     if installed.exists() { installed } else { PathBuf::from("tansu") }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// A scratch directory removed at the end.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("triage-kafka-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        // TRIAGE_KEEP_TEST_DIRS=1 keeps logs and storms for a look after.
-        if std::env::var_os("TRIAGE_KEEP_TEST_DIRS").is_some() {
-            return;
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A tansu broker on a free loopback port, stopped on drop.
@@ -143,60 +121,6 @@ impl Drop for Broker {
     }
 }
 
-/// A `triage run` process.
-struct Engine {
-    child: Option<Child>,
-}
-
-impl Engine {
-    fn start(config: &Path, broker: &Broker, log: &Path) -> Engine {
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let _ = writeln!(log, "-- test: engine started");
-        let child = Command::new(env!("CARGO_BIN_EXE_triage"))
-            .args(["run", "--config"])
-            .arg(config)
-            .args(["--brokers", &broker.address()])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        Engine { child: Some(child) }
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM, then the exit status within `bound`.
-    fn terminate(&mut self, bound: Duration) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let deadline = Instant::now() + bound;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
 /// The group session timeout of the test configuration.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 
@@ -243,34 +167,6 @@ fn read_topic(broker: &Broker, topic: &str) -> Vec<Value> {
         .collect()
 }
 
-/// A storm over the reference catalog, with a sentinel a day later at
-/// the end of every partition, written to `path`.
-fn storm(dir: &Scratch, seed: u64, partitions: u32) -> (PathBuf, Vec<String>) {
-    let path = dir.path("storm.jsonl");
-    let status = Command::new(env!("CARGO_BIN_EXE_triage"))
-        .args(["sim", "--config"])
-        .arg(repo("config/triage.yaml"))
-        .args(["--seed", &seed.to_string(), "--duration", "1h", "--faults", "5"])
-        .args(["--noise-per-hour", "20", "--out"])
-        .arg(&path)
-        .status()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(status.success());
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    for p in 0..partitions {
-        lines.push(format!(
-            concat!(
-                r#"{{"labels":{{"alertname":"EndOfTestStorm","service":"sentinel-{}","#,
-                r#""severity":"info"}},"startsAt":"2026-01-02T12:00:00Z"}}"#
-            ),
-            p
-        ));
-    }
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
-    (path, lines)
-}
-
 /// The reference configuration tuned for tests: frequent checkpoints, a
 /// short group session so a killed member is replaced quickly, and no
 /// idle clock moves (so the output is exactly replay's).
@@ -281,6 +177,8 @@ fn test_config(dir: &Scratch, idle_advance: &str) -> PathBuf {
         .replace("checkpoint_interval: 5s", "checkpoint_interval: 300ms")
         .replace("idle_advance: 1s", &format!("idle_advance: {idle_advance}"))
         .replace("shutdown_timeout: 30s", "shutdown_timeout: 20s")
+        .replace("ack_timeout: 10s", "ack_timeout: 2s")
+        .replace("listen: 127.0.0.1:9097 ", "listen: \"\" ")
         .replace(
             "  consumer: {}",
             "  consumer: {session.timeout.ms: \"6000\", heartbeat.interval.ms: \"500\"}",
@@ -310,23 +208,10 @@ fn replayed_events(
             .filter(|(i, _)| *i as u32 % partitions == p)
             .map(|(_, l)| l.as_str())
             .collect();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_triage"))
-            .args(["replay", "--summary", "none", "--partition", &p.to_string(), "--config"])
-            .arg(config)
-            .args(options)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all((share.join("\n") + "\n").as_bytes());
-        }
-        let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-        assert!(output.status.success());
-        for line in String::from_utf8_lossy(&output.stdout).lines() {
-            let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}"));
+        for line in common::replay(config, &share, p, options) {
+            let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}"));
             let id = event["event_id"].as_str().unwrap_or_default().to_owned();
-            expected.insert(id, line.to_owned());
+            expected.insert(id, line);
         }
     }
     expected
@@ -405,7 +290,7 @@ fn a_storm_through_kafka_ends_as_replay_says_despite_kill_9() {
     let mut producer = produce(&broker, "alerts", partitions, &storm_path, 100);
     let log = dir.path("engine.log");
     for run_for in [700, 1500, 2500] {
-        let mut engine = Engine::start(&config, &broker, &log);
+        let mut engine = start_engine(&config, &broker, &log, &[]);
         wait_for_assignment(&log, Duration::from_secs(30));
         sleep(Duration::from_millis(run_for));
         engine.kill9();
@@ -425,7 +310,7 @@ fn a_storm_through_kafka_ends_as_replay_says_despite_kill_9() {
     }
     let produced_ok = producer.wait().map(|s| s.success()).unwrap_or(false);
     assert!(produced_ok, "the producer failed");
-    let mut engine = Engine::start(&config, &broker, &log);
+    let mut engine = start_engine(&config, &broker, &log, &[]);
     wait_for_events(&broker, &expected, Duration::from_secs(90));
     let code = engine.terminate(Duration::from_secs(30));
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -458,7 +343,7 @@ fn garbage_lands_in_dead_letters_with_its_reason_and_never_blocks_the_partition(
     let status = produce(&broker, "alerts", 1, &input, 0).wait();
     assert!(status.is_ok_and(|s| s.success()));
     let log = dir.path("engine.log");
-    let mut engine = Engine::start(&config, &broker, &log);
+    let mut engine = start_engine(&config, &broker, &log, &[]);
     wait_for_events(&broker, &expected, Duration::from_secs(60));
     assert_eq!(engine.terminate(Duration::from_secs(30)), Some(0));
 
@@ -524,19 +409,19 @@ fn an_idle_partition_resolves_on_the_wall_clock_and_replays_its_clock_after_a_cr
     assert!(produce(&broker, "alerts", 1, &input, 0).wait().is_ok_and(|s| s.success()));
     let log = dir.path("engine.log");
     // A takes the alerts and stops cleanly: its snapshot holds them all.
-    let mut engine = Engine::start(&config, &broker, &log);
+    let mut engine = start_engine(&config, &broker, &log, &[]);
     wait_for_assignment(&log, Duration::from_secs(30));
     sleep(Duration::from_millis(500));
     assert_eq!(engine.terminate(Duration::from_secs(30)), Some(0));
     // B restores it and, with nothing arriving, only its idle clock can end
     // the incident; it never checkpoints (the interval is an hour) and is
     // killed once the resolution is out.
-    let mut engine = Engine::start(&config, &broker, &log);
+    let mut engine = start_engine(&config, &broker, &log, &[]);
     wait_for_events(&broker, &expected, Duration::from_secs(60));
     engine.kill9();
     sleep(SESSION_TIMEOUT + Duration::from_secs(1));
     // C restores A's snapshot and replays B's recorded clock moves.
-    let mut engine = Engine::start(&config, &broker, &log);
+    let mut engine = start_engine(&config, &broker, &log, &[]);
     wait_for_assignment(&log, Duration::from_secs(30));
     sleep(Duration::from_secs(1));
     assert_eq!(engine.terminate(Duration::from_secs(30)), Some(0));
@@ -563,9 +448,9 @@ fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_stops() 
 
     let mut producer = produce(&broker, "alerts", partitions, &storm_path, 60);
     let (log_a, log_b) = (dir.path("a.log"), dir.path("b.log"));
-    let mut a = Engine::start(&config, &broker, &log_a);
+    let mut a = start_engine(&config, &broker, &log_a, &[]);
     wait_for_assignment(&log_a, Duration::from_secs(30));
-    let mut b = Engine::start(&config, &broker, &log_b);
+    let mut b = start_engine(&config, &broker, &log_b, &[]);
     // The group splits the two partitions between the instances.
     wait_for_assignment(&log_b, Duration::from_secs(30));
     sleep(Duration::from_secs(2));
@@ -582,4 +467,50 @@ fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_stops() 
         .iter()
         .all(|p| text_b.lines().any(|l| l.contains("partition assigned") && l.contains(p)));
     assert!(owned_by_b, "B ended with both partitions:\n{text_b}");
+}
+
+#[test]
+fn the_receiver_bridges_a_storm_to_kafka_and_answers_503_when_the_broker_is_gone() {
+    let (dir, mut broker) = setup("bridge", 1);
+    let config = test_config(&dir, "0s");
+    let (_, lines) = storm(&dir, 4, 1);
+    let expected = expected_events(&config, &lines, 1);
+    assert!(expected.len() > 10, "a storm worth testing: {} events", expected.len());
+    let log = dir.path("engine.log");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut engine = start_engine(&config, &broker, &log, &["--listen", &listen]);
+    wait_for_assignment(&log, Duration::from_secs(30));
+    common::wait_ready(port, Duration::from_secs(30));
+
+    // Alertmanager's side: one notification per request, each answered
+    // only once the broker has it.
+    for (i, line) in lines.iter().enumerate() {
+        let answer = common::http(port, "POST", "/webhook", &[], line.as_bytes(), false);
+        assert_eq!(answer.status, 200, "request {i}: {}", answer.body);
+    }
+    let garbage = common::http(port, "POST", "/webhook", &[], b"[1, 2", false);
+    assert_eq!(garbage.status, 400, "{}", garbage.body);
+    wait_for_events(&broker, &expected, Duration::from_secs(60));
+    assert_same_incidents(&expected, &produced_events(&broker));
+
+    let bridged = read_topic(&broker, "alerts");
+    assert_eq!(bridged.len(), lines.len(), "one record per single-domain request");
+    for record in &bridged {
+        assert_eq!(record["key"], "eu-1", "keyed by the cluster label");
+        assert_eq!(record["headers"]["triage.source"], "receiver");
+    }
+    let dead = read_topic(&broker, "alerts-dead-letters");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["value"], "[1, 2");
+    assert_eq!(dead[0]["headers"]["triage.reason"], "json");
+    assert_eq!(dead[0]["headers"]["triage.source.endpoint"], "/webhook");
+
+    // Without a broker nothing can be acknowledged: 503 within the ack
+    // timeout (2s here), so that Alertmanager retries.
+    broker.stop();
+    let answer = common::http(port, "POST", "/webhook", &[], lines[0].as_bytes(), false);
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert!(answer.headers.contains("retry-after: 1"), "{}", answer.headers);
+    engine.kill9();
 }
