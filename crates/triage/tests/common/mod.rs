@@ -208,16 +208,21 @@ pub fn http(
     Answer { status, headers: head.to_ascii_lowercase(), body: body.to_owned() }
 }
 
-/// Waits until `GET /readyz` answers 200.
-pub fn wait_ready(port: u16, bound: Duration) {
+/// Waits until `GET path` answers 200 (the server may not listen yet).
+pub fn wait_for_200(port: u16, path: &str, bound: Duration) {
     let deadline = Instant::now() + bound;
     loop {
         if TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && http(port, "GET", "/readyz", &[], b"", false).status == 200
+            && http(port, "GET", path, &[], b"", false).status == 200
         {
             return;
         }
-        assert!(Instant::now() < deadline, "receiver on {port} not ready within {bound:?}");
+        assert!(Instant::now() < deadline, "GET {path} on {port}: no 200 within {bound:?}");
         sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until the receiver's `GET /readyz` answers 200.
+pub fn wait_ready(port: u16, bound: Duration) {
+    wait_for_200(port, "/readyz", bound);
 }
