@@ -68,7 +68,11 @@ impl Broker {
             .append(true)
             .open(&self.log)
             .unwrap_or_else(|e| panic!("{e}"));
+        // A `sqlite://FILE` storage path is relative to the working
+        // directory: the scratch directory the log is in.
+        let dir = self.log.parent().map(Path::to_path_buf).unwrap_or_default();
         let child = Command::new(tansu())
+            .current_dir(dir)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", &self.storage])
             .stdout(Stdio::null())
@@ -265,8 +269,12 @@ fn assert_same_incidents(expected: &BTreeMap<String, String>, produced: &BTreeMa
 }
 
 fn setup(name: &str, partitions: u32) -> (Scratch, Broker) {
+    setup_on(name, partitions, "memory://tansu/")
+}
+
+fn setup_on(name: &str, partitions: u32, storage: &str) -> (Scratch, Broker) {
     let dir = Scratch::new(name);
-    let broker = Broker::start("memory://tansu/", dir.path("broker.log"));
+    let broker = Broker::start(storage, dir.path("broker.log"));
     broker.create_topic("alerts", partitions);
     broker.create_topic("incidents", 2);
     broker.create_topic("alerts-dead-letters", 1);
@@ -513,4 +521,40 @@ fn the_receiver_bridges_a_storm_to_kafka_and_answers_503_when_the_broker_is_gone
     assert_eq!(answer.status, 503, "{}", answer.body);
     assert!(answer.headers.contains("retry-after: 1"), "{}", answer.headers);
     engine.kill9();
+}
+
+#[test]
+fn a_broker_restart_mid_stream_loses_nothing() {
+    let partitions = 2;
+    let (dir, mut broker) = setup_on("broker-restart", partitions, "sqlite://tansu.db");
+    let config = test_config(&dir, "0s");
+    let (_, lines) = storm(&dir, 6, partitions);
+    let expected = expected_events(&config, &lines, partitions);
+    assert!(expected.len() > 10, "a storm worth testing: {} events", expected.len());
+    // Two halves, the first of even length so each line keeps its
+    // partition (line i goes to i % 2).
+    let half = lines.len() / 2 & !1;
+    let first = dir.path("first.jsonl");
+    let second = dir.path("second.jsonl");
+    for (path, part) in [(&first, &lines[..half]), (&second, &lines[half..])] {
+        std::fs::write(path, part.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
+    }
+    let log = dir.path("engine.log");
+    let mut engine = start_engine(&config, &broker, &log, &[]);
+    wait_for_assignment(&log, Duration::from_secs(30));
+    assert!(produce(&broker, "alerts", partitions, &first, 10).wait().is_ok_and(|s| s.success()));
+    // Let the engine work on the first half, then take the broker away
+    // while it does: its fetches, deliveries and checkpoints fail and are
+    // retried until the broker is back on the same port and storage.
+    sleep(Duration::from_secs(2));
+    broker.stop();
+    sleep(Duration::from_secs(3));
+    broker.spawn();
+    assert!(produce(&broker, "alerts", partitions, &second, 0).wait().is_ok_and(|s| s.success()));
+    wait_for_events(&broker, &expected, Duration::from_secs(90));
+    assert_same_incidents(&expected, &produced_events(&broker));
+    assert!(read_topic(&broker, "alerts-dead-letters").is_empty());
+    assert_eq!(engine.terminate(Duration::from_secs(40)), Some(0), "SIGTERM exits 0");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("kafka client error") || text.contains("triage warn kafka"), "{text}");
 }
