@@ -540,7 +540,9 @@ fn a_broker_restart_mid_stream_loses_nothing() {
         std::fs::write(path, part.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
     }
     let log = dir.path("engine.log");
-    let mut engine = start_engine(&config, &broker, &log, &[]);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut engine = start_engine(&config, &broker, &log, &["--listen", &listen]);
     wait_for_assignment(&log, Duration::from_secs(30));
     assert!(produce(&broker, "alerts", partitions, &first, 10).wait().is_ok_and(|s| s.success()));
     // Let the engine work on the first half, then take the broker away
@@ -548,12 +550,18 @@ fn a_broker_restart_mid_stream_loses_nothing() {
     // retried until the broker is back on the same port and storage.
     sleep(Duration::from_secs(2));
     broker.stop();
-    sleep(Duration::from_secs(3));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::http(port, "GET", "/readyz", &[], b"", false).status != 503 {
+        assert!(Instant::now() < deadline, "still ready without a broker");
+        sleep(Duration::from_millis(100));
+    }
+    sleep(Duration::from_secs(1));
     broker.spawn();
     assert!(produce(&broker, "alerts", partitions, &second, 0).wait().is_ok_and(|s| s.success()));
     wait_for_events(&broker, &expected, Duration::from_secs(90));
     assert_same_incidents(&expected, &produced_events(&broker));
     assert!(read_topic(&broker, "alerts-dead-letters").is_empty());
+    assert_eq!(common::http(port, "GET", "/readyz", &[], b"", false).status, 200, "ready again");
     assert_eq!(engine.terminate(Duration::from_secs(40)), Some(0), "SIGTERM exits 0");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("kafka client error") || text.contains("triage warn kafka"), "{text}");
