@@ -481,6 +481,15 @@ fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_stops() 
 fn the_receiver_bridges_a_storm_to_kafka_and_answers_503_when_the_broker_is_gone() {
     let (dir, mut broker) = setup("bridge", 1);
     let config = test_config(&dir, "0s");
+    // The bridge asks for a token, like a production receiver would.
+    let token = dir.path("token");
+    std::fs::write(&token, "bridge-token\n").unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}")).replace(
+        "# bearer_token_env: TRIAGE_RECEIVER_TOKEN",
+        &format!("bearer_token_file: {:?}", token.display().to_string()),
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let auth = [("Authorization", "Bearer bridge-token")];
     let (_, lines) = storm(&dir, 4, 1);
     let expected = expected_events(&config, &lines, 1);
     assert!(expected.len() > 10, "a storm worth testing: {} events", expected.len());
@@ -494,11 +503,17 @@ fn the_receiver_bridges_a_storm_to_kafka_and_answers_503_when_the_broker_is_gone
     // Alertmanager's side: one notification per request, each answered
     // only once the broker has it.
     for (i, line) in lines.iter().enumerate() {
-        let answer = common::http(port, "POST", "/webhook", &[], line.as_bytes(), false);
+        let answer = common::http(port, "POST", "/webhook", &auth, line.as_bytes(), false);
         assert_eq!(answer.status, 200, "request {i}: {}", answer.body);
     }
-    let garbage = common::http(port, "POST", "/webhook", &[], b"[1, 2", false);
+    let garbage = common::http(port, "POST", "/webhook", &auth, b"[1, 2", false);
     assert_eq!(garbage.status, 400, "{}", garbage.body);
+    // Refused before anything reaches the broker: no token, too large.
+    let unauthorized = common::http(port, "POST", "/webhook", &[], lines[0].as_bytes(), false);
+    assert_eq!(unauthorized.status, 401, "{}", unauthorized.body);
+    let huge = vec![b' '; (4 << 20) + 1];
+    let too_large = common::http(port, "POST", "/api/v2/alerts", &auth, &huge, false);
+    assert_eq!(too_large.status, 413, "{}", too_large.body);
     wait_for_events(&broker, &expected, Duration::from_secs(60));
     assert_same_incidents(&expected, &produced_events(&broker));
 
@@ -517,7 +532,7 @@ fn the_receiver_bridges_a_storm_to_kafka_and_answers_503_when_the_broker_is_gone
     // Without a broker nothing can be acknowledged: 503 within the ack
     // timeout (2s here), so that Alertmanager retries.
     broker.stop();
-    let answer = common::http(port, "POST", "/webhook", &[], lines[0].as_bytes(), false);
+    let answer = common::http(port, "POST", "/webhook", &auth, lines[0].as_bytes(), false);
     assert_eq!(answer.status, 503, "{}", answer.body);
     assert!(answer.headers.contains("retry-after: 1"), "{}", answer.headers);
     engine.kill9();
@@ -533,7 +548,7 @@ fn a_broker_restart_mid_stream_loses_nothing() {
     assert!(expected.len() > 10, "a storm worth testing: {} events", expected.len());
     // Two halves, the first of even length so each line keeps its
     // partition (line i goes to i % 2).
-    let half = lines.len() / 2 & !1;
+    let half = (lines.len() / 2) & !1;
     let first = dir.path("first.jsonl");
     let second = dir.path("second.jsonl");
     for (path, part) in [(&first, &lines[..half]), (&second, &lines[half..])] {
