@@ -30,7 +30,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use triage_sim::StormSpec;
-use triage_stream::telemetry::Counters;
 
 const PARTITIONS: i32 = 2;
 
@@ -153,11 +152,11 @@ fn triage_run(port: u16, round: usize, total: usize) -> f64 {
     let control = triage_stream::Control::default();
     let running = control.clone();
     let service = std::thread::spawn(move || triage_stream::run(Arc::new(config), &running));
-    let counters = &control.telemetry.counters;
+    let telemetry = control.telemetry.clone();
     let mut first = None;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let done = Counters::get(&counters.records) as usize;
+        let done = telemetry.summary().records as usize;
         if done > 0 {
             first.get_or_insert_with(Instant::now);
         }
@@ -170,7 +169,7 @@ fn triage_run(port: u16, round: usize, total: usize) -> f64 {
     control.shutdown.store(true, Ordering::Relaxed);
     let summary = service.join().unwrap_or_else(|_| panic!("service panicked"));
     summary.unwrap_or_else(|e| panic!("{e}"));
-    let events = Counters::get(&counters.events);
+    let events = telemetry.summary().events;
     assert!(events > 0, "triage produced no events");
     total as f64 / elapsed
 }

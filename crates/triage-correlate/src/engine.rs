@@ -240,6 +240,11 @@ impl Correlator {
         self.groups.len()
     }
 
+    /// Declared incidents currently open (a walk over the open groups).
+    pub fn open_incidents(&self) -> usize {
+        self.groups.values().filter(|g| g.incident.is_some()).count()
+    }
+
     /// The whole state, for persistence.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::capture(self)
@@ -541,7 +546,10 @@ impl Correlator {
             linker.propose(&view, &mut links);
         }
         let (group, reason) = match self.place_linked(&links, obs.fingerprint, now, sink) {
-            Some(placed) => placed,
+            Some(placed) => {
+                self.stats.alerts_grouped += 1;
+                placed
+            }
             None => (self.open_group(&obs, now), JoinReason::Opened),
         };
         self.links = links;

@@ -27,6 +27,8 @@ pub struct Stats {
     pub flapping: u64,
     /// Alerts dropped because `max_active_alerts` was reached.
     pub dropped_capacity: u64,
+    /// Alerts that joined an open group instead of opening one.
+    pub alerts_grouped: u64,
     /// Groups opened.
     pub groups_opened: u64,
     /// Groups merged into another.

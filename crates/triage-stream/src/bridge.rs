@@ -30,7 +30,7 @@ use triage_formats::{DecodeLimits, decode_line};
 use triage_model::Timestamp;
 
 use crate::error::StreamError;
-use crate::receiver::{Endpoint, Intake, Receiver, Reply, triage_body};
+use crate::receiver::{Endpoint, Intake, Receiver, Reply, reject_codes, triage_body};
 use crate::service::{Control, producer_config};
 use crate::telemetry::Telemetry;
 
@@ -101,7 +101,7 @@ impl Bridge {
             match triage_body(&decoded) {
                 Ok(rows) => (decoded.map(|d| d.alerts.len()).unwrap_or_default(), rows),
                 Err(reply) => {
-                    self.dead_letter(&body, endpoint, &reply);
+                    self.dead_letter(&body, endpoint, &reply, &reject_codes(&decoded));
                     return reply;
                 }
             }
@@ -142,7 +142,7 @@ impl Bridge {
         };
         match tokio::time::timeout(self.ack_timeout + Duration::from_secs(1), all_acked).await {
             Ok(Ok(())) => {
-                self.telemetry.bridged(records.len() as u64, accepted as u64);
+                self.telemetry.bridged(records.len() as u64);
                 Reply::accepted(accepted, rejected)
             }
             Ok(Err(e)) => Reply::unavailable("broker", &format!("not acknowledged: {e}")),
@@ -155,7 +155,7 @@ impl Bridge {
 
     /// A refused body, kept as it came with why; best effort, since the
     /// sender was told.
-    fn dead_letter(&self, body: &[u8], endpoint: Endpoint, reply: &Reply) {
+    fn dead_letter(&self, body: &[u8], endpoint: Endpoint, reply: &Reply, codes: &[&'static str]) {
         let reason = reply.body.get("reason").and_then(Value::as_str).unwrap_or("refused");
         let error = reply.body.get("error").and_then(Value::as_str).unwrap_or_default();
         let headers = source_headers(endpoint)
@@ -166,7 +166,11 @@ impl Bridge {
             .payload(body)
             .headers(headers);
         match self.producer.send(record) {
-            Ok(()) => self.telemetry.receiver_dead_letter(endpoint.path(), reason, error),
+            Ok(()) => {
+                for &code in codes {
+                    self.telemetry.receiver_dead_letter(endpoint.path(), code, error);
+                }
+            }
             Err((e, _)) => self.telemetry.client_error("dead_letter", &e.to_string()),
         }
     }

@@ -15,6 +15,7 @@ pub mod bridge;
 mod client;
 mod clock;
 pub mod error;
+pub mod metrics;
 pub mod receiver;
 pub mod service;
 pub mod standalone;

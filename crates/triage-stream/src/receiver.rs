@@ -5,7 +5,8 @@
 //!   it to Alertmanager. Either endpoint takes any of the shapes
 //!   [`triage_formats::decode_line`] reads.
 //! - `GET /healthz` answers while the process serves; `GET /readyz` only
-//!   when it can take alerts (state restored, broker reachable).
+//!   when it can take alerts (state restored, broker reachable);
+//!   `GET /metrics` serves [`crate::metrics`] for Prometheus.
 //!
 //! What happens to accepted alerts is the [`Intake`]'s business:
 //! standalone they feed the in-process correlator ([`crate::standalone`]),
@@ -149,6 +150,14 @@ pub(crate) fn triage_body(
     Ok(rows)
 }
 
+/// The reject code of every refused part of a decoded body, for counting.
+pub(crate) fn reject_codes(decoded: &Result<DecodedLine<'_>, DecodeError>) -> Vec<&'static str> {
+    match decoded {
+        Ok(d) => d.rejected.iter().map(|r| r.error.reason.code()).collect(),
+        Err(e) => vec![e.reason.code()],
+    }
+}
+
 /// What every request handler needs.
 struct Shared {
     intake: Intake,
@@ -198,6 +207,7 @@ impl Receiver {
             .route("/api/v2/alerts", post(api_v2))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
             .fallback(not_found)
             .with_state(self.shared.clone());
         self.shared.telemetry.receiver_listening(&address);
@@ -235,6 +245,14 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
     }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let body = shared.telemetry.metrics.encode();
+    let mut response = (StatusCode::OK, body).into_response();
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    response
 }
 
 async fn not_found() -> Response {

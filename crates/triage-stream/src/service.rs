@@ -35,10 +35,11 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 use triage_config::{Config, KafkaSettings};
-use triage_correlate::{Correlator, DroppedAlert, EventSink};
+use triage_correlate::{Correlator, DroppedAlert, EventSink, Stats};
 use triage_formats::{RejectReason, decode_line};
 use triage_model::IncidentEvent;
 
@@ -46,7 +47,7 @@ use crate::client::{send_waiting, topic_partitions};
 use crate::clock::IdleClock;
 use crate::error::StreamError;
 use crate::state::{StateStore, Tick};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Source, Telemetry};
 
 /// Most records handled between two housekeeping rounds (idle partitions,
 /// checkpoint due, shutdown asked).
@@ -57,6 +58,10 @@ const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(50);
 const CLOCK_EVERY: u32 = 16;
 /// Longest wait in one poll, which bounds how late housekeeping runs.
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How often the correlators' counters and sizes go to the metrics.
+const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
+/// How often librdkafka reports statistics (consumer lag comes from them).
+const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// What the caller controls and observes while the service runs.
 #[derive(Clone, Debug, Default)]
@@ -115,6 +120,8 @@ struct Partition {
     /// Changed since the last snapshot.
     dirty: bool,
     clock: IdleClock,
+    /// The correlator's counters as last published to the metrics.
+    published: Stats,
 }
 
 /// Everything the polling thread and the rebalance callback share.
@@ -127,6 +134,7 @@ struct Core {
     /// A failure met inside a callback, to stop the service with.
     fatal: Option<StreamError>,
     last_checkpoint: Instant,
+    last_publish: Instant,
 }
 
 /// The consumer's context: rebalances restore and checkpoint partitions.
@@ -159,6 +167,19 @@ impl ClientContext for Engine {
             _ => "client",
         };
         self.telemetry.client_error(code, reason);
+    }
+
+    /// Consumer lag per owned partition: the topic's high watermark minus
+    /// the next offset its correlator will take.
+    fn stats(&self, statistics: Statistics) {
+        let core = self.lock();
+        let Some(topic) = statistics.topics.get(&core.config.kafka.topics.alerts) else { return };
+        for (&partition, p) in &core.partitions {
+            let Some(reported) = topic.partitions.get(&partition) else { continue };
+            if reported.hi_offset >= 0 {
+                self.telemetry.lag(partition, (reported.hi_offset - p.next_offset).max(0));
+            }
+        }
     }
 }
 
@@ -198,6 +219,7 @@ impl ConsumerContext for Engine {
                 }
                 for partition in revoked {
                     if let Some(p) = core.partitions.remove(&partition) {
+                        let _span = partition_span(partition);
                         self.telemetry.revoked(partition, p.next_offset);
                     }
                 }
@@ -238,7 +260,10 @@ pub fn run(config: Arc<Config>, control: &Control) -> Result<RunSummary, StreamE
         telemetry: telemetry.clone(),
         fatal: None,
         last_checkpoint: Instant::now(),
+        last_publish: Instant::now(),
     };
+    let graph = config.topology.stats();
+    telemetry.metrics.set_topology(graph.services, graph.edges);
     let engine = Engine { core: Mutex::new(core), telemetry: telemetry.clone() };
     let consumer: BaseConsumer<Engine> = consumer_config(kafka)
         .create_with_context(engine)
@@ -325,13 +350,14 @@ impl Core {
             manifest_at: recovered.manifest_at,
             dirty: false,
             clock: IdleClock::new(None, Instant::now()),
+            published: Stats::default(),
         };
+        let _span = partition_span(partition);
         let mut sink =
             OutputSink::new(&self.output, &self.config.kafka, &self.telemetry, partition);
         p.replay_ticks_through(next_offset - 1, &mut sink);
-        sink.finish();
         p.clock = IdleClock::new(p.correlator.head(), Instant::now());
-        self.telemetry.assigned(partition, next_offset, restored, ticks);
+        self.telemetry.assigned(next_offset, restored, ticks);
         self.partitions.insert(partition, p);
         Ok(if restored { Offset::Offset(next_offset) } else { Offset::Beginning })
     }
@@ -345,6 +371,7 @@ impl Core {
             self.telemetry.record_skipped();
             return;
         }
+        let started = Instant::now();
         let limits = &self.config.input;
         let mut sink =
             OutputSink::new(&self.output, &self.config.kafka, &self.telemetry, partition);
@@ -374,8 +401,7 @@ impl Core {
         p.dirty = true;
         p.clock.observed(p.correlator.head(), Instant::now());
         p.replay_ticks_through(offset, &mut sink);
-        sink.finish();
-        self.telemetry.records(1, alerts);
+        self.telemetry.record(Source::Kafka, alerts, started.elapsed());
     }
 
     /// Idle clocks, due checkpoints, delivery reports.
@@ -385,7 +411,24 @@ impl Core {
         if self.last_checkpoint.elapsed() >= self.config.live.checkpoint_interval {
             self.checkpoint(consumer, None)?;
         }
+        if self.last_publish.elapsed() >= PUBLISH_PERIOD {
+            self.publish();
+        }
         Ok(())
+    }
+
+    /// The correlators' counters and state sizes to the metrics.
+    fn publish(&mut self) {
+        self.last_publish = Instant::now();
+        let metrics = &self.telemetry.metrics;
+        let (mut groups, mut incidents, mut alerts) = (0, 0, 0);
+        for p in self.partitions.values_mut() {
+            metrics.publish_stats(p.correlator.stats(), &mut p.published);
+            groups += p.correlator.open_groups();
+            incidents += p.correlator.open_incidents();
+            alerts += p.correlator.active_alerts();
+        }
+        metrics.set_state(groups, incidents, alerts);
     }
 
     /// Moves the clock of partitions that received nothing for
@@ -407,7 +450,6 @@ impl Core {
             let mut sink =
                 OutputSink::new(&self.output, &self.config.kafka, &self.telemetry, partition);
             p.correlator.advance_to(time, &mut sink);
-            sink.finish();
             p.dirty = true;
             p.clock.moved(now);
             self.telemetry.tick();
@@ -514,7 +556,6 @@ struct OutputSink<'a> {
     kafka: &'a KafkaSettings,
     telemetry: &'a Telemetry,
     partition: i32,
-    events: u64,
 }
 
 impl<'a> OutputSink<'a> {
@@ -524,13 +565,7 @@ impl<'a> OutputSink<'a> {
         telemetry: &'a Telemetry,
         partition: i32,
     ) -> OutputSink<'a> {
-        OutputSink { producer, kafka, telemetry, partition, events: 0 }
-    }
-
-    fn finish(self) {
-        if self.events > 0 {
-            self.telemetry.events(self.events);
-        }
+        OutputSink { producer, kafka, telemetry, partition }
     }
 
     fn send(&self, record: BaseRecord<'_, [u8], [u8]>) {
@@ -548,7 +583,7 @@ impl<'a> OutputSink<'a> {
     fn dead_letter(
         &self,
         message: &BorrowedMessage<'_>,
-        reason: &str,
+        reason: &'static str,
         text: &str,
         alert: Option<usize>,
     ) {
@@ -566,7 +601,8 @@ impl<'a> OutputSink<'a> {
         }
         record = record.payload(message.payload().unwrap_or_default());
         self.send(record);
-        self.telemetry.dead_letter(message.partition(), message.offset(), reason, text);
+        let _span = partition_span(self.partition);
+        self.telemetry.dead_letter(message.offset(), reason, text);
     }
 }
 
@@ -589,7 +625,7 @@ impl EventSink for OutputSink<'_> {
             .timestamp(event.at.unix_nanos() / 1_000_000)
             .headers(headers);
         self.send(record);
-        self.events += 1;
+        self.telemetry.incident_event(&event);
     }
 
     fn dropped(&mut self, alert: DroppedAlert) {
@@ -608,7 +644,8 @@ impl EventSink for OutputSink<'_> {
             .payload(payload.as_bytes())
             .headers(headers);
         self.send(record);
-        self.telemetry.dropped_alert(self.partition, alert.position, alert.reason);
+        let _span = partition_span(self.partition);
+        self.telemetry.dropped_alert(alert.position, alert.reason);
     }
 }
 
@@ -626,6 +663,12 @@ fn dead_letter_headers(
         .insert(Header { key: "triage.source.topic", value: Some(topic) })
         .insert(Header { key: "triage.source.partition", value: Some(&partition) })
         .insert(Header { key: "triage.source.offset", value: Some(&offset) })
+}
+
+/// Carries the partition number into the log lines of the slow paths
+/// (assignment, revoke, dead letters); the per-record path logs nothing.
+fn partition_span(partition: i32) -> tracing::span::EnteredSpan {
+    tracing::info_span!("partition", partition).entered()
 }
 
 /// The correlator's partition number (incident ids derive from it).
@@ -662,6 +705,7 @@ pub(crate) fn producer_config(kafka: &KafkaSettings) -> ClientConfig {
 fn consumer_config(kafka: &KafkaSettings) -> ClientConfig {
     let mut config = base_config(kafka);
     config.set("auto.offset.reset", "earliest");
+    config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     for (key, value) in &kafka.consumer {
         config.set(key, value);
     }

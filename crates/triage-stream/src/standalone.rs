@@ -27,9 +27,9 @@ use triage_model::{IncidentEvent, Timestamp};
 
 use crate::clock::IdleClock;
 use crate::error::StreamError;
-use crate::receiver::{Endpoint, Intake, Receiver, Reply, triage_body};
+use crate::receiver::{Endpoint, Intake, Receiver, Reply, reject_codes, triage_body};
 use crate::service::Control;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Source, Telemetry};
 
 /// How often idle clocks and due state saves are looked at.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
@@ -73,6 +73,8 @@ struct Inner {
     last_save: Instant,
     /// The first output failure; the service stops on it.
     failure: Option<io::Error>,
+    /// The correlator's counters as last published to the metrics.
+    published: Stats,
 }
 
 /// How a standalone run ended.
@@ -108,6 +110,8 @@ impl Standalone {
             None => (Correlator::new(settings, topology, 0), 0),
         };
         telemetry.standalone_started(config.live.state_file.as_deref(), next_request);
+        let graph = config.topology.stats();
+        telemetry.metrics.set_topology(graph.services, graph.edges);
         let now = Instant::now();
         let inner = Inner {
             clock: IdleClock::new(correlator.head(), now),
@@ -117,6 +121,7 @@ impl Standalone {
             dirty: false,
             last_save: now,
             failure: None,
+            published: Stats::default(),
         };
         Ok(Standalone { inner: Mutex::new(inner), config, telemetry, ready: AtomicBool::new(true) })
     }
@@ -141,7 +146,16 @@ impl Standalone {
         }
         let request = inner.next_request;
         inner.next_request += 1;
+        let started = Instant::now();
+        let source = match endpoint {
+            Endpoint::Webhook => Source::Webhook,
+            Endpoint::ApiV2 => Source::ApiV2,
+        };
         let decoded = decode_line(body, &self.config.input.decode, Some(received));
+        let kept = inner.outputs.rejects.is_some();
+        for code in reject_codes(&decoded) {
+            self.telemetry.rejected(code, kept);
+        }
         let rejected = match triage_body(&decoded) {
             Ok(rows) => rows,
             Err(reply) => {
@@ -153,6 +167,7 @@ impl Standalone {
                     }
                     None => inner.keep_reject(request, endpoint, body, &reply.body),
                 }
+                self.telemetry.record(source, 0, started.elapsed());
                 return reply;
             }
         };
@@ -163,14 +178,18 @@ impl Standalone {
             inner.keep_reject(request, endpoint, body, row);
         }
         let inner = &mut *inner;
-        let mut sink = FileSink { outputs: &mut inner.outputs, failure: &mut inner.failure };
+        let mut sink = FileSink {
+            outputs: &mut inner.outputs,
+            failure: &mut inner.failure,
+            telemetry: &self.telemetry,
+        };
         for alert in &decoded.alerts {
             inner.correlator.ingest(alert, request, &mut sink);
         }
         sink.flush();
         inner.dirty = true;
         inner.clock.observed(inner.correlator.head(), Instant::now());
-        self.telemetry.records(1, decoded.alerts.len() as u64);
+        self.telemetry.record(source, decoded.alerts.len() as u64, started.elapsed());
         match &inner.failure {
             Some(e) => Reply::unavailable("output", &format!("events could not be written: {e}")),
             None => Reply::accepted(decoded.alerts.len(), rejected),
@@ -185,7 +204,11 @@ impl Standalone {
         let head = inner.correlator.head();
         if let Some(time) = inner.clock.due(head, now, self.config.live.idle_advance) {
             let inner = &mut *inner;
-            let mut sink = FileSink { outputs: &mut inner.outputs, failure: &mut inner.failure };
+            let mut sink = FileSink {
+                outputs: &mut inner.outputs,
+                failure: &mut inner.failure,
+                telemetry: &self.telemetry,
+            };
             inner.correlator.advance_to(time, &mut sink);
             sink.flush();
             inner.clock.moved(now);
@@ -195,6 +218,15 @@ impl Standalone {
         if let Some(e) = inner.failure.take() {
             return Err(StreamError::Output(e));
         }
+        let inner_ref = &mut *inner;
+        let metrics = &self.telemetry.metrics;
+        metrics.publish_stats(inner_ref.correlator.stats(), &mut inner_ref.published);
+        let correlator = &inner_ref.correlator;
+        metrics.set_state(
+            correlator.open_groups(),
+            correlator.open_incidents(),
+            correlator.active_alerts(),
+        );
         if inner.last_save.elapsed() >= self.config.live.checkpoint_interval {
             self.save(&mut inner)?;
         }
@@ -263,6 +295,7 @@ impl Inner {
 struct FileSink<'a> {
     outputs: &'a mut Outputs,
     failure: &'a mut Option<io::Error>,
+    telemetry: &'a Telemetry,
 }
 
 impl FileSink<'_> {
@@ -278,12 +311,16 @@ impl EventSink for FileSink<'_> {
         let written = serde_json::to_writer(&mut self.outputs.events, &event)
             .map_err(io::Error::from)
             .and_then(|()| self.outputs.events.write_all(b"\n"));
-        if let Err(e) = written {
-            self.failure.get_or_insert(e);
+        match written {
+            Ok(()) => self.telemetry.incident_event(&event),
+            Err(e) => {
+                self.failure.get_or_insert(e);
+            }
         }
     }
 
     fn dropped(&mut self, alert: DroppedAlert) {
+        self.telemetry.dropped_alert(alert.position, alert.reason);
         let Some(rejects) = self.outputs.rejects.as_mut() else { return };
         let row = json!({
             "request": alert.position,

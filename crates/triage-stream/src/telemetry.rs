@@ -1,72 +1,107 @@
-//! What the streaming service reports about itself. Each observable
-//! occurrence is one function here that writes the log line and bumps its
-//! counter, so a log line and a count can never disagree. Counters are
-//! plain atomics, read by the binary for its summary (and, later, served
-//! as metrics); their only dimensions are bounded codes.
+//! What `triage run` reports about itself. Each observable occurrence is
+//! one function here that writes the log line (a `tracing` event: a short
+//! sentence with structured fields) and updates its metric
+//! ([`crate::metrics`]), so a log line and a count can never disagree.
+//! Repeated warnings are rate-limited per code: a poison topic or a
+//! misconfigured sender cannot flood the log, and the line after a quiet
+//! period says how many were held back.
+//!
+//! Identity lives in spans: the binary opens one per component, and the
+//! service enters a partition's span around what it does for it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
 use rustc_hash::FxHashMap;
-use std::sync::Mutex;
+use triage_model::IncidentEvent;
 
-/// The service's counters.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Records read from the alerts topic.
-    pub records: AtomicU64,
-    /// Records skipped because recovered state already covers them.
-    pub records_skipped: AtomicU64,
-    /// Alerts handed to a correlator.
-    pub alerts: AtomicU64,
-    /// Records or alerts sent to the dead-letter topic.
-    pub dead_letters: AtomicU64,
-    /// Incident events produced (re-emissions after recovery included).
-    pub events: AtomicU64,
-    /// Snapshots written.
-    pub checkpoints: AtomicU64,
-    /// Clock moves of idle partitions.
-    pub ticks: AtomicU64,
-    /// Partitions assigned to this instance over its life.
-    pub partitions_assigned: AtomicU64,
-    /// Partitions revoked from it.
-    pub partitions_revoked: AtomicU64,
-    /// Errors reported by the Kafka clients.
-    pub client_errors: AtomicU64,
-    /// HTTP requests answered by the receiver.
-    pub receiver_requests: AtomicU64,
-    /// Of those, refused as the client's fault (4xx).
-    pub receiver_refused: AtomicU64,
-    /// Of those, failed for now (5xx): the client should retry.
-    pub receiver_unavailable: AtomicU64,
-    /// Records the bridge produced to the alerts topic.
-    pub bridged_records: AtomicU64,
-}
-
-impl Counters {
-    fn bump(counter: &AtomicU64, by: u64) {
-        counter.fetch_add(by, Ordering::Relaxed);
-    }
-
-    /// Reads one counter.
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-}
-
-/// Shared view of the service for the outside: readiness and counters.
-#[derive(Debug, Default)]
-pub struct Telemetry {
-    /// The counters.
-    pub counters: Counters,
-    ready: AtomicBool,
-    limiter: Mutex<FxHashMap<&'static str, (Instant, u64)>>,
-}
+use crate::metrics::Metrics;
 
 /// A repeated warning is logged at most once per this period; the lines
 /// skipped are counted in the next one.
 const WARN_PERIOD: Duration = Duration::from_secs(10);
+
+/// Shared view of the service for the outside: readiness and metrics.
+#[derive(Default)]
+pub struct Telemetry {
+    /// Every metric, served on `/metrics`.
+    pub metrics: Metrics,
+    ready: AtomicBool,
+    limiter: Mutex<FxHashMap<&'static str, (Instant, u64)>>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry").field("ready", &self.ready()).finish_non_exhaustive()
+    }
+}
+
+/// What the binary prints when the service stops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Records received (Kafka records, HTTP requests that reached decoding).
+    pub records: u64,
+    /// Alerts taken on.
+    pub alerts: u64,
+    /// Incident events written out.
+    pub events: u64,
+    /// Refused records or alerts kept.
+    pub dead_letters: u64,
+    /// Snapshots written.
+    pub checkpoints: u64,
+    /// Alert requests answered by the receiver.
+    pub requests: u64,
+    /// Of those, refused (4xx).
+    pub refused: u64,
+    /// Records produced by the bridge.
+    pub bridged: u64,
+}
+
+/// Which label a record's source has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The alerts topic.
+    Kafka,
+    /// `POST /webhook`.
+    Webhook,
+    /// `POST /api/v2/alerts`.
+    ApiV2,
+}
+
+impl Source {
+    /// Its slot in [`Metrics::by_source`].
+    fn index(self) -> usize {
+        match self {
+            Source::Kafka => 0,
+            Source::Webhook => 1,
+            Source::ApiV2 => 2,
+        }
+    }
+}
+
+/// A status code as a label from the bounded set.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        413 => "413",
+        503 => "503",
+        _ => "500",
+    }
+}
+
+fn sum(metric: &prometheus::IntCounterVec) -> u64 {
+    use prometheus::core::Collector as _;
+    metric
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
 
 impl Telemetry {
     /// Whether the service is connected and serving its partitions.
@@ -76,156 +111,188 @@ impl Telemetry {
 
     pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
+        self.metrics.ready.set(i64::from(ready));
     }
 
-    /// Logs `message` under `code` unless the same code was logged within
+    /// The figures of the stop line.
+    pub fn summary(&self) -> Summary {
+        let m = &self.metrics;
+        let requests = sum(&m.receiver_requests);
+        let refused: u64 = ["400", "401", "413"]
+            .iter()
+            .flat_map(|status| {
+                ["/webhook", "/api/v2/alerts"].map(|endpoint| {
+                    m.receiver_requests.with_label_values(&[endpoint, status]).get()
+                })
+            })
+            .sum();
+        Summary {
+            records: sum(&m.records_received),
+            alerts: sum(&m.alerts_received),
+            events: m.events_produced.get(),
+            dead_letters: sum(&m.dead_letters),
+            checkpoints: m.checkpoints.get(),
+            requests,
+            refused,
+            bridged: m.bridged_records.get(),
+        }
+    }
+
+    /// Logs a warning under `code` unless the same code was logged within
     /// [`WARN_PERIOD`]; says how many were held back.
-    fn warn_limited(&self, code: &'static str, message: &str) {
+    fn warn_limited(&self, code: &'static str, line: impl FnOnce(u64)) {
         let now = Instant::now();
         let Ok(mut limiter) = self.limiter.lock() else { return };
         let entry = limiter.entry(code).or_insert((now - WARN_PERIOD, 0));
         if now.duration_since(entry.0) >= WARN_PERIOD {
-            if entry.1 > 0 {
-                eprintln!("triage warn {code}: {message} ({} similar not logged)", entry.1);
-            } else {
-                eprintln!("triage warn {code}: {message}");
-            }
+            line(entry.1);
             *entry = (now, 0);
         } else {
             entry.1 += 1;
         }
     }
 
-    pub(crate) fn records(&self, records: u64, alerts: u64) {
-        Counters::bump(&self.counters.records, records);
-        Counters::bump(&self.counters.alerts, alerts);
+    /// One record decoded and applied, with `alerts` alerts in it.
+    pub(crate) fn record(&self, source: Source, alerts: u64, took: Duration) {
+        let (records, alerted) = &self.metrics.by_source[source.index()];
+        records.inc();
+        alerted.inc_by(alerts);
+        self.metrics.record_seconds.observe(took.as_secs_f64());
     }
 
     pub(crate) fn record_skipped(&self) {
-        Counters::bump(&self.counters.records_skipped, 1);
+        self.metrics.records_skipped.inc();
     }
 
-    pub(crate) fn dead_letter(&self, partition: i32, offset: i64, reason: &str, message: &str) {
-        Counters::bump(&self.counters.dead_letters, 1);
-        self.warn_limited(
-            "dead_letter",
-            &format!(
-                "record sent to dead letters partition={partition} offset={offset} \
-                      reason={reason} error={message:?}"
-            ),
-        );
+    /// A record or an alert refused while decoding; `kept` when it was
+    /// stored (dead-letter topic, rejects file).
+    pub(crate) fn rejected(&self, reason: &'static str, kept: bool) {
+        self.metrics.rejected.with_label_values(&[reason]).inc();
+        if kept {
+            self.metrics.dead_letters.with_label_values(&[reason]).inc();
+        }
     }
 
-    pub(crate) fn events(&self, count: u64) {
-        Counters::bump(&self.counters.events, count);
+    pub(crate) fn dead_letter(&self, offset: i64, reason: &'static str, message: &str) {
+        self.rejected(reason, true);
+        self.warn_limited("dead_letter", |held_back| {
+            tracing::warn!(
+                offset,
+                reason,
+                error = message,
+                held_back,
+                "record sent to dead letters"
+            );
+        });
+    }
+
+    pub(crate) fn dropped_alert(&self, position: u64, reason: &'static str) {
+        self.rejected(reason, true);
+        self.warn_limited("alert_dropped", |held_back| {
+            tracing::warn!(position, reason, held_back, "alert dropped");
+        });
+    }
+
+    pub(crate) fn incident_event(&self, event: &IncidentEvent) {
+        self.metrics.incident_event(event);
     }
 
     pub(crate) fn checkpoint(&self, partitions: usize, elapsed: Duration) {
-        Counters::bump(&self.counters.checkpoints, partitions as u64);
+        self.metrics.checkpoints.inc_by(partitions as u64);
+        self.metrics.checkpoint_seconds.observe(elapsed.as_secs_f64());
         if elapsed > Duration::from_secs(1) {
-            self.warn_limited(
-                "slow_checkpoint",
-                &format!("checkpoint was slow partitions={partitions} elapsed={elapsed:?}"),
-            );
+            self.warn_limited("slow_checkpoint", |held_back| {
+                tracing::warn!(partitions, ?elapsed, held_back, "checkpoint was slow");
+            });
         }
     }
 
     pub(crate) fn tick(&self) {
-        Counters::bump(&self.counters.ticks, 1);
+        self.metrics.clock_ticks.inc();
     }
 
     pub(crate) fn started(&self, group: &str, topic: &str) {
-        eprintln!("triage info: service started group={group} topic={topic}");
+        tracing::info!(group, topic, "service started");
     }
 
-    pub(crate) fn assigned(&self, partition: i32, next_offset: i64, restored: bool, ticks: usize) {
-        Counters::bump(&self.counters.partitions_assigned, 1);
-        let from = if restored { "snapshot" } else { "nothing" };
-        eprintln!(
-            "triage info: partition assigned partition={partition} restored_from={from} \
-             next_offset={next_offset} ticks_replayed={ticks}"
-        );
+    pub(crate) fn assigned(&self, next_offset: i64, restored: bool, ticks: usize) {
+        self.metrics.partitions.inc();
+        let restored_from = if restored { "snapshot" } else { "nothing" };
+        tracing::info!(restored_from, next_offset, ticks_replayed = ticks, "partition assigned");
     }
 
     pub(crate) fn revoked(&self, partition: i32, next_offset: i64) {
-        Counters::bump(&self.counters.partitions_revoked, 1);
-        eprintln!("triage info: partition revoked partition={partition} next_offset={next_offset}");
+        self.metrics.partitions.dec();
+        let _ = self.metrics.consumer_lag.remove_label_values(&[&partition.to_string()]);
+        tracing::info!(next_offset, "partition revoked");
     }
 
-    pub(crate) fn client_error(&self, code: &'static str, message: &str) {
-        Counters::bump(&self.counters.client_errors, 1);
-        self.warn_limited(code, &format!("kafka client error error={message:?}"));
+    /// How far behind the alerts topic a partition is.
+    pub(crate) fn lag(&self, partition: i32, records: i64) {
+        self.metrics.consumer_lag.with_label_values(&[&partition.to_string()]).set(records);
+    }
+
+    pub(crate) fn client_error(&self, operation: &'static str, message: &str) {
+        self.metrics.client_errors.with_label_values(&[operation]).inc();
+        self.warn_limited(operation, |held_back| {
+            tracing::warn!(operation, error = message, held_back, "kafka client error");
+        });
     }
 
     /// librdkafka's own log lines: warnings and worse always, debug lines
     /// when the `debug` property asked for them.
     pub(crate) fn client_log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        let name = match level {
+        match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => "error",
-            RDKafkaLogLevel::Warning => "warn",
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => "info",
-            RDKafkaLogLevel::Debug => "debug",
-        };
-        eprintln!("triage {name} kafka: {message} facility={facility}");
+            | RDKafkaLogLevel::Error => tracing::error!(facility, "kafka: {message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(facility, "kafka: {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(facility, "kafka: {message}");
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(facility, "kafka: {message}"),
+        }
     }
 
     pub(crate) fn receiver_listening(&self, address: &str) {
-        eprintln!("triage info: receiver listening address={address}");
+        tracing::info!(address, "receiver listening");
     }
 
     pub(crate) fn standalone_started(&self, state_file: Option<&std::path::Path>, requests: u64) {
-        let state = state_file.map_or("none".to_owned(), |p| p.display().to_string());
-        eprintln!(
-            "triage info: standalone started state_file={state} requests_restored={requests}"
-        );
+        let state_file = state_file.map_or("none".to_owned(), |p| p.display().to_string());
+        tracing::info!(state_file, requests_restored = requests, "standalone started");
     }
 
-    /// One answered request; `reason` is a bounded code.
-    pub(crate) fn request(&self, endpoint: &str, status: u16, reason: &str) {
-        Counters::bump(&self.counters.receiver_requests, 1);
+    /// One answered alert request; `reason` is a bounded code.
+    pub(crate) fn request(&self, endpoint: &'static str, status: u16, reason: &str) {
+        let label = status_label(status);
+        self.metrics.receiver_requests.with_label_values(&[endpoint, label]).inc();
         match status {
-            400..=499 => {
-                Counters::bump(&self.counters.receiver_refused, 1);
-                self.warn_limited(
-                    "request_refused",
-                    &format!("request refused endpoint={endpoint} status={status} reason={reason}"),
-                );
-            }
-            500..=599 => {
-                Counters::bump(&self.counters.receiver_unavailable, 1);
-                self.warn_limited(
-                    "request_unavailable",
-                    &format!("request failed endpoint={endpoint} status={status} reason={reason}"),
-                );
-            }
+            400..=499 => self.warn_limited("request_refused", |held_back| {
+                tracing::warn!(endpoint, status, reason, held_back, "request refused");
+            }),
+            500..=599 => self.warn_limited("request_unavailable", |held_back| {
+                tracing::warn!(endpoint, status, reason, held_back, "request failed");
+            }),
             _ => {}
         }
     }
 
-    pub(crate) fn bridged(&self, records: u64, alerts: u64) {
-        Counters::bump(&self.counters.bridged_records, records);
-        Counters::bump(&self.counters.alerts, alerts);
+    pub(crate) fn bridged(&self, records: u64) {
+        self.metrics.bridged_records.inc_by(records);
     }
 
-    pub(crate) fn receiver_dead_letter(&self, endpoint: &str, reason: &str, message: &str) {
-        Counters::bump(&self.counters.dead_letters, 1);
-        self.warn_limited(
-            "dead_letter",
-            &format!(
-                "request body sent to dead letters endpoint={endpoint} reason={reason} \
-                 error={message:?}"
-            ),
-        );
-    }
-
-    pub(crate) fn dropped_alert(&self, partition: i32, offset: u64, reason: &str) {
-        Counters::bump(&self.counters.dead_letters, 1);
-        self.warn_limited(
-            "alert_dropped",
-            &format!("alert dropped partition={partition} offset={offset} reason={reason}"),
-        );
+    pub(crate) fn receiver_dead_letter(&self, endpoint: &str, reason: &'static str, message: &str) {
+        self.rejected(reason, true);
+        self.warn_limited("dead_letter", |held_back| {
+            tracing::warn!(
+                endpoint,
+                reason,
+                error = message,
+                held_back,
+                "request body sent to dead letters"
+            );
+        });
     }
 }

@@ -29,6 +29,39 @@ const EXIT_REJECTED: u8 = 3;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How `run` writes its log lines on stderr. Levels and targets come
+    /// from `TRIAGE_LOG` (or `RUST_LOG`), e.g. `info,triage_stream=debug`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// One line per event: time, level, spans, message, fields.
+    Text,
+    /// One JSON object per event, for log pipelines.
+    Json,
+}
+
+/// Sends the service's `tracing` events to stderr in `format`.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter = std::env::var("TRIAGE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        let _ = writeln!(io::stderr(), "triage: TRIAGE_LOG {filter:?} ignored: {e}");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .with_ansi(io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -172,6 +205,7 @@ struct SimArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let result = match cli.command {
         Command::Replay(args) => run_replay(args),
         Command::Run(args) => run_service(args),
@@ -285,21 +319,18 @@ fn run_service(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let summary = served?;
-    let counters = &control.telemetry.counters;
-    let get = triage_stream::telemetry::Counters::get;
-    writeln!(
-        io::stderr(),
-        "triage: stopped; partitions={} records={} alerts={} events={} dead_letters={} \
-         checkpoints={} requests={} bridged_records={}",
-        summary.partitions,
-        get(&counters.records),
-        get(&counters.alerts),
-        get(&counters.events),
-        get(&counters.dead_letters),
-        get(&counters.checkpoints),
-        get(&counters.receiver_requests),
-        get(&counters.bridged_records),
-    )?;
+    let figures = control.telemetry.summary();
+    tracing::info!(
+        partitions = summary.partitions,
+        records = figures.records,
+        alerts = figures.alerts,
+        events = figures.events,
+        dead_letters = figures.dead_letters,
+        checkpoints = figures.checkpoints,
+        requests = figures.requests,
+        bridged_records = figures.bridged,
+        "stopped"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -326,20 +357,18 @@ fn run_standalone(
         rejects: rejects.map(append).transpose()?,
     };
     let summary = triage_stream::run_standalone(config, control, outputs)?;
-    let counters = &control.telemetry.counters;
-    let get = triage_stream::telemetry::Counters::get;
+    let figures = control.telemetry.summary();
     let stats = &summary.stats;
-    writeln!(
-        io::stderr(),
-        "triage: stopped; requests={} refused={} alerts={} unique_alerts={} incidents={} \
-         state_file={}",
-        get(&counters.receiver_requests),
-        get(&counters.receiver_refused),
-        get(&counters.alerts),
-        stats.unique_alerts,
-        stats.distinct_incidents(),
-        summary.state_file.as_deref().map_or("none".into(), |p| p.display().to_string()),
-    )?;
+    tracing::info!(
+        requests = figures.requests,
+        refused = figures.refused,
+        alerts = figures.alerts,
+        unique_alerts = stats.unique_alerts,
+        incidents = stats.distinct_incidents(),
+        state_file =
+            summary.state_file.as_deref().map_or("none".into(), |p| p.display().to_string()),
+        "stopped"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
