@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Scratch, Service, free_port, repo, storm};
+use common::{Broker, Scratch, Service, free_port, repo, storm};
 use serde_json::Value;
 
 /// A `triage run` on Kafka.
@@ -34,95 +34,6 @@ fn start_engine(config: &Path, broker: &Broker, log: &Path, extra: &[&str]) -> E
 
 fn client_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka/client.py")
-}
-
-fn tansu() -> PathBuf {
-    let home = std::env::var("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .unwrap_or_default();
-    let installed = home.join("bin/tansu");
-    if installed.exists() { installed } else { PathBuf::from("tansu") }
-}
-
-/// A tansu broker on a free loopback port, stopped on drop.
-struct Broker {
-    child: Option<Child>,
-    port: u16,
-    storage: String,
-    log: PathBuf,
-}
-
-impl Broker {
-    fn start(storage: &str, log: PathBuf) -> Broker {
-        let mut broker =
-            Broker { child: None, port: free_port(), storage: storage.to_owned(), log };
-        broker.spawn();
-        broker
-    }
-
-    fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap_or_else(|e| panic!("{e}"));
-        // A `sqlite://FILE` storage path is relative to the working
-        // directory: the scratch directory the log is in.
-        let dir = self.log.parent().map(Path::to_path_buf).unwrap_or_default();
-        let child = Command::new(tansu())
-            .current_dir(dir)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", &self.storage])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start tansu ({e}); ./scripts/test installs it when missing")
-            });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {}", self.port);
-            sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn create_topic(&self, name: &str, partitions: u32) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let status = Command::new(tansu())
-                .args(["topic", "create", name, "--partitions", &partitions.to_string()])
-                .args(["--broker", &url])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            if status.is_ok_and(|s| s.success()) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "cannot create topic {name}");
-            sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// The group session timeout of the test configuration.

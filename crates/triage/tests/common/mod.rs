@@ -226,3 +226,93 @@ pub fn wait_for_200(port: u16, path: &str, bound: Duration) {
 pub fn wait_ready(port: u16, bound: Duration) {
     wait_for_200(port, "/readyz", bound);
 }
+
+/// tansu, as `./scripts/setup` installs it.
+pub fn tansu() -> PathBuf {
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    let installed = home.join("bin/tansu");
+    if installed.exists() { installed } else { PathBuf::from("tansu") }
+}
+
+/// A tansu broker on a free loopback port, stopped on drop.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    storage: String,
+    log: PathBuf,
+}
+
+impl Broker {
+    pub fn start(storage: &str, log: PathBuf) -> Broker {
+        let mut broker =
+            Broker { child: None, port: free_port(), storage: storage.to_owned(), log };
+        broker.spawn();
+        broker
+    }
+
+    pub fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // A `sqlite://FILE` storage path is relative to the working
+        // directory: the scratch directory the log is in.
+        let dir = self.log.parent().map(Path::to_path_buf).unwrap_or_default();
+        let child = Command::new(tansu())
+            .current_dir(dir)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", &self.storage])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start tansu ({e}); ./scripts/test installs it when missing")
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {}", self.port);
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = Command::new(tansu())
+                .args(["topic", "create", name, "--partitions", &partitions.to_string()])
+                .args(["--broker", &url])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if status.is_ok_and(|s| s.success()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "cannot create topic {name}");
+            sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
