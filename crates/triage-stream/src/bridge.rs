@@ -208,6 +208,7 @@ pub fn start_bridge(
     std::thread::Builder::new()
         .name("triage-receiver".into())
         .spawn(move || {
+            let _span = tracing::info_span!("receiver", mode = "bridge").entered();
             let served = runtime.block_on(receiver.serve(shutdown));
             bridge.flush(bound);
             served

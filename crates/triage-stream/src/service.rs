@@ -237,6 +237,7 @@ impl ConsumerContext for Engine {
 
 /// Runs until `control.shutdown` is set or a fatal error.
 pub fn run(config: Arc<Config>, control: &Control) -> Result<RunSummary, StreamError> {
+    let _span = tracing::info_span!("consumer").entered();
     let kafka = &config.kafka;
     let telemetry = control.telemetry.clone();
     let output: BaseProducer<OutputDeliveries> = producer_config(kafka)

@@ -374,6 +374,7 @@ pub fn run_standalone(
     control: &Control,
     outputs: Outputs,
 ) -> Result<StandaloneSummary, StreamError> {
+    let _span = tracing::info_span!("standalone").entered();
     if config.receiver.listen.is_empty() {
         return Err(StreamError::Receiver(
             "receiver.listen is empty: standalone triage takes alerts only over HTTP".into(),

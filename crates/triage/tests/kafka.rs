@@ -241,7 +241,7 @@ fn a_storm_through_kafka_ends_as_replay_says_despite_kill_9() {
     // The restarts recovered state mid-stream instead of starting over.
     // How far each run got before its kill varies (tansu serves a steadily
     // written partition's fetches unevenly), so only some restores are.
-    let restored = log_text.matches("restored_from=snapshot").count();
+    let restored = log_text.matches("restored_from=\"snapshot\"").count();
     assert!(restored >= 1, "{log_text}");
 }
 
