@@ -93,6 +93,7 @@ pub fn config_for(specs: Vec<triage_topology::ServiceSpec>) -> Config {
         live: triage_config::LiveSettings::default(),
         kafka: triage_config::KafkaSettings::default(),
         receiver: triage_config::ReceiverSettings::default(),
+        responders: triage_config::ResponderSettings::default(),
         warnings: Vec::new(),
     }
 }

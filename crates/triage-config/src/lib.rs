@@ -9,9 +9,13 @@
 //! checks that every value it spells out is the built-in default.
 
 pub mod raw;
+mod responders;
 mod stream;
 mod validate;
 
+pub use responders::{
+    DeliverySettings, PAGERDUTY_EVENTS_URL, ResponderSettings, Target, TargetKind,
+};
 pub use stream::{KafkaSettings, LiveSettings, ReceiverSettings, Secret, Topics};
 
 use std::fmt;
@@ -41,6 +45,8 @@ pub struct Config {
     pub kafka: KafkaSettings,
     /// The webhook receiver.
     pub receiver: ReceiverSettings,
+    /// Where incidents are paged.
+    pub responders: ResponderSettings,
     /// Things worth knowing that do not stop the engine.
     pub warnings: Vec<String>,
 }

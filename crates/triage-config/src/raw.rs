@@ -53,6 +53,9 @@ pub struct RawConfig {
     /// The Alertmanager webhook receiver.
     #[serde(default)]
     pub receiver: RawReceiver,
+    /// Where incidents are paged: PagerDuty, Slack, webhooks.
+    #[serde(default)]
+    pub responders: RawResponders,
 }
 
 /// One catalog entry.
@@ -278,6 +281,76 @@ pub struct RawReceiver {
     /// Bridge mode: how long a request waits for the broker to
     /// acknowledge its alerts before it fails with 503. Default: 10s.
     pub ack_timeout: Option<DurationSpec>,
+}
+
+/// `responders:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResponders {
+    /// Kafka mode: the consumer group reading the incidents topic.
+    /// Default: `triage-responders`.
+    pub group_id: Option<String>,
+    /// Re-page (PagerDuty) or post (Slack) when the blast radius score grew
+    /// by this many percent since last sent. Default: 50.
+    pub repage_growth_percent: Option<u32>,
+    /// Retries and bounds.
+    #[serde(default)]
+    pub delivery: RawDelivery,
+    /// PagerDuty Events API v2 services.
+    #[serde(default)]
+    pub pagerduty: Vec<RawTarget>,
+    /// Slack incoming webhooks.
+    #[serde(default)]
+    pub slack: Vec<RawTarget>,
+    /// Generic webhooks receiving every incident event, signed.
+    #[serde(default)]
+    pub webhooks: Vec<RawTarget>,
+}
+
+/// `responders.delivery:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelivery {
+    /// One HTTP attempt. Default: 10s.
+    pub timeout: Option<DurationSpec>,
+    /// Attempts before giving up. Default: 6.
+    pub max_attempts: Option<u32>,
+    /// Wait before the first retry, doubled each time. Default: 1s.
+    pub initial_backoff: Option<DurationSpec>,
+    /// Longest wait between attempts. Default: 2m.
+    pub max_backoff: Option<DurationSpec>,
+    /// Notifications waiting per responder; past it (standalone) new ones
+    /// are dropped and counted. Default: 1000.
+    pub queue: Option<usize>,
+}
+
+/// One responder of `responders.pagerduty`, `.slack` or `.webhooks`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// Unique name, used in logs and metrics. Required.
+    pub name: String,
+    /// Owner teams routed here; empty: the default for incidents no other
+    /// responder of its kind takes by team.
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// Least urgent priority sent here. Default: P4 (everything).
+    pub min_severity: Option<String>,
+    /// PagerDuty: the integration's routing key, from a file or a variable.
+    pub routing_key_file: Option<String>,
+    /// PagerDuty: the routing key's environment variable.
+    pub routing_key_env: Option<String>,
+    /// Slack: the incoming webhook URL, from a file.
+    pub webhook_url_file: Option<String>,
+    /// Slack: the incoming webhook URL's environment variable.
+    pub webhook_url_env: Option<String>,
+    /// PagerDuty: the events endpoint (default
+    /// `https://events.pagerduty.com/v2/enqueue`); webhooks: where to post.
+    pub url: Option<String>,
+    /// Webhooks: the HMAC-SHA256 signing key, from a file.
+    pub hmac_key_file: Option<String>,
+    /// Webhooks: the signing key's environment variable.
+    pub hmac_key_env: Option<String>,
 }
 
 /// Parses YAML text into the raw mirror.

@@ -25,6 +25,12 @@ use crate::{
 #[derive(Default)]
 struct Errors(Vec<ConfigError>);
 
+impl crate::responders::Report for Errors {
+    fn problem(&mut self, path: String, message: String) {
+        self.push(path, message);
+    }
+}
+
 impl Errors {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigError { path: path.into(), message: message.into() });
@@ -98,6 +104,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     updates(&mut errors, raw.updates, &mut settings.updates);
     limits(&mut errors, raw.limits, &mut settings.limits);
     let input = input(&mut errors, raw.input);
+    let responders = crate::responders::validate(&mut errors, raw.responders);
     let live = live(&mut errors, raw.live);
     let kafka = kafka(&mut errors, raw.kafka);
     let receiver = receiver(&mut errors, raw.receiver);
@@ -114,7 +121,18 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     };
     match topology {
         Some(topology) if errors.0.is_empty() => {
-            let warnings = cycle_warnings(&topology);
+            let mut warnings = cycle_warnings(&topology);
+            for target in &responders.targets {
+                for team in &target.teams {
+                    if !services.iter().any(|s| s.owner.as_deref() == Some(team.as_str())) {
+                        warnings.push(format!(
+                            "responder {:?}: team {team:?} owns no service in the catalog, so \
+                             nothing is routed to it by team",
+                            target.name
+                        ));
+                    }
+                }
+            }
             Ok(Config {
                 settings: Arc::new(settings),
                 services,
@@ -123,6 +141,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
                 live,
                 kafka,
                 receiver,
+                responders,
                 warnings,
             })
         }
@@ -448,6 +467,7 @@ mod tests {
         assert_eq!(config.live, LiveSettings::default());
         assert_eq!(config.kafka, KafkaSettings::default());
         assert_eq!(config.receiver, ReceiverSettings::default());
+        assert_eq!(config.responders, crate::ResponderSettings::default());
         assert!(config.topology.len() >= 25, "a realistic shop: {}", config.topology.len());
     }
 
@@ -523,6 +543,58 @@ receiver:
         assert_eq!(errors.len(), 7, "{errors:?}");
         let config = crate::parse("kafka: {brokers: \" h:1 \"}\n").ok();
         assert_eq!(config.map(|c| c.kafka.brokers), Some("h:1".to_owned()));
+    }
+
+    #[test]
+    fn responders_are_validated_with_their_place() {
+        let yaml = r#"
+services:
+  - {name: db, owner: team-dba}
+responders:
+  delivery: {max_attempts: 0, timeout: 0s}
+  pagerduty:
+    - {name: dba, routing_key_env: PD_DBA, teams: [team-dba], min_severity: P2}
+    - {name: nokey}
+    - {name: dba, routing_key_file: /k, hmac_key_env: X}
+  slack:
+    - {name: chat, webhook_url_env: SLACK, min_severity: P9, teams: [team-ghost]}
+  webhooks:
+    - {name: itsm, url: "ftp://x"}
+    - {name: noc, url: "https://noc.example/hook", hmac_key_file: /h}
+"#;
+        let errors = errors_of(yaml);
+        for expected in [
+            "responders.delivery.max_attempts",
+            "responders.delivery.timeout",
+            "responders.pagerduty[1]: needs routing_key_file or routing_key_env",
+            "responders.pagerduty[2].hmac_key: does not apply to pagerduty",
+            "responders.slack[0].min_severity",
+            "responders.webhooks[0].url",
+            "responder name \"dba\" is used twice",
+        ] {
+            assert!(errors.iter().any(|e| e.contains(expected)), "{expected}: {errors:?}");
+        }
+        assert_eq!(errors.len(), 7, "{errors:?}");
+        let good = r#"
+services:
+  - {name: db, owner: team-dba}
+responders:
+  pagerduty:
+    - {name: dba, routing_key_env: PD_DBA, teams: [team-dba], min_severity: P2}
+  slack:
+    - {name: chat, webhook_url_env: SLACK, teams: [team-ghost]}
+  webhooks:
+    - {name: noc, url: "https://noc.example/hook", hmac_key_file: /h}
+"#;
+        let config = crate::parse(good).unwrap_or_else(|e| panic!("{e}"));
+        let targets = &config.responders.targets;
+        let kinds: Vec<&str> = targets.iter().map(|t| t.kind.label()).collect();
+        assert_eq!(kinds, ["pagerduty", "slack", "webhook"]);
+        assert_eq!(targets[0].min_severity, triage_model::Priority::P2);
+        assert!(matches!(&targets[0].kind, crate::TargetKind::PagerDuty { url, .. }
+            if url == crate::PAGERDUTY_EVENTS_URL));
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(config.warnings[0].contains("team-ghost"));
     }
 
     #[test]

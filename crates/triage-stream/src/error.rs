@@ -79,6 +79,9 @@ pub enum StreamError {
     /// Standalone events or rejects could not be written.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    /// A responder could not start (its secret, the HTTP client).
+    #[error("responders: {0}")]
+    Responder(String),
     /// Shutdown did not finish within its bound.
     #[error("shutdown did not finish within {0:?}")]
     ShutdownTimeout(std::time::Duration),

@@ -6,7 +6,9 @@
 //! - [`receiver`]: the Alertmanager HTTP receiver, in front of either
 //!   [`standalone`] (an in-process correlator, no Kafka) or [`bridge`]
 //!   (produce to the alerts topic, answer once acknowledged);
-//! - [`telemetry`]: what the service logs and counts about itself.
+//! - [`respond`]: paging PagerDuty, Slack and webhooks, once per incident;
+//! - [`telemetry`] and [`metrics`]: what the service logs and counts about
+//!   itself.
 //!
 //! The correlator it drives is pure; everything here is I/O around it.
 //! `docs/streaming.md` explains the design for operators.
@@ -17,6 +19,7 @@ mod clock;
 pub mod error;
 pub mod metrics;
 pub mod receiver;
+pub mod respond;
 pub mod service;
 pub mod standalone;
 pub mod state;
@@ -24,6 +27,7 @@ pub mod telemetry;
 
 pub use bridge::start_bridge;
 pub use error::StreamError;
+pub use respond::kafka::start_kafka_responders;
 pub use service::{Control, RunSummary, run};
 pub use standalone::{Outputs, StandaloneSummary, run_standalone};
 pub use telemetry::Telemetry;

@@ -55,7 +55,12 @@ pub const LABEL_VALUES: &[(&str, &[&str])] = &[
         ],
     ),
     ("version", &[env!("CARGO_PKG_VERSION")]),
+    ("outcome", &["delivered", "refused", "gave_up", "dropped"]),
 ];
+
+/// Labels whose values come from the configuration (responder names):
+/// bounded by the file, not by the traffic.
+pub const CONFIGURED_LABELS: &[&str] = &["responder"];
 
 const SEVERITY: [&str; 4] = ["P1", "P2", "P3", "P4"];
 
@@ -95,6 +100,9 @@ pub struct Metrics {
     pub(crate) receiver_requests: IntCounterVec,
     pub(crate) bridged_records: IntCounter,
     pub(crate) ready: IntGauge,
+    pub(crate) pages_sent: IntCounterVec,
+    pub(crate) responder_deliveries: IntCounterVec,
+    pub(crate) responder_retries: IntCounterVec,
     /// `records_received` and `alerts_received` resolved per source once,
     /// so the per-record path does no label lookup.
     pub(crate) by_source: [(IntCounter, IntCounter); 3],
@@ -337,6 +345,30 @@ impl Metrics {
                 "Records the receiver produced to the alerts topic (bridge mode).",
             ),
             ready: gauge(&r, "triage_ready", "1 when alerts can be taken (the /readyz answer)."),
+            // Responders.
+            pages_sent: counter_vec(
+                &r,
+                "triage_pages_sent_total",
+                "Notifications a responder accepted (PagerDuty events, Slack messages, webhooks).",
+                "responder",
+            ),
+            responder_deliveries: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "triage_responder_deliveries_total",
+                        "Notifications settled, by responder and outcome.",
+                    ),
+                    &["responder", "outcome"],
+                )
+                .unwrap_or_else(|e| panic!("metric table: {e}")),
+            ),
+            responder_retries: counter_vec(
+                &r,
+                "triage_responder_retries_total",
+                "Delivery attempts that failed and were retried.",
+                "responder",
+            ),
         };
         metrics.initialize_series();
         let build = IntGaugeVec::new(
@@ -532,6 +564,9 @@ mod tests {
                 for pair in metric.get_label() {
                     let (name, value) = (pair.name(), pair.value());
                     seen += 1;
+                    if CONFIGURED_LABELS.contains(&name) {
+                        continue;
+                    }
                     if name == "partition" {
                         assert!(
                             value.parse::<i32>().is_ok(),

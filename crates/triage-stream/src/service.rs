@@ -677,7 +677,7 @@ fn partition_number(partition: i32) -> u32 {
     u32::try_from(partition).unwrap_or_default()
 }
 
-fn base_config(kafka: &KafkaSettings) -> ClientConfig {
+pub(crate) fn base_config(kafka: &KafkaSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     for (key, value) in &kafka.client {
         config.set(key, value);

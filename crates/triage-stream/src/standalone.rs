@@ -28,6 +28,7 @@ use triage_model::{IncidentEvent, Timestamp};
 use crate::clock::IdleClock;
 use crate::error::StreamError;
 use crate::receiver::{Endpoint, Intake, Receiver, Reply, reject_codes, triage_body};
+use crate::respond::Responders;
 use crate::service::Control;
 use crate::telemetry::{Source, Telemetry};
 
@@ -60,6 +61,8 @@ pub struct Standalone {
     config: Arc<Config>,
     telemetry: Arc<Telemetry>,
     ready: AtomicBool,
+    /// Where events are paged, when responders are configured.
+    responders: Option<Arc<Responders>>,
 }
 
 struct Inner {
@@ -94,6 +97,7 @@ impl Standalone {
         config: Arc<Config>,
         telemetry: Arc<Telemetry>,
         outputs: Outputs,
+        responders: Option<Arc<Responders>>,
     ) -> Result<Standalone, StreamError> {
         let settings = config.settings.clone();
         let topology = config.topology.clone();
@@ -123,7 +127,28 @@ impl Standalone {
             failure: None,
             published: Stats::default(),
         };
-        Ok(Standalone { inner: Mutex::new(inner), config, telemetry, ready: AtomicBool::new(true) })
+        Ok(Standalone {
+            inner: Mutex::new(inner),
+            config,
+            telemetry,
+            ready: AtomicBool::new(true),
+            responders,
+        })
+    }
+
+    /// Where the correlator's output goes: the events file, the rejects
+    /// file, the responders.
+    fn sink<'a>(
+        &'a self,
+        outputs: &'a mut Outputs,
+        failure: &'a mut Option<io::Error>,
+    ) -> FileSink<'a> {
+        FileSink {
+            outputs,
+            failure,
+            telemetry: &self.telemetry,
+            responders: self.responders.as_deref(),
+        }
     }
 
     /// Whether requests are being taken.
@@ -178,11 +203,7 @@ impl Standalone {
             inner.keep_reject(request, endpoint, body, row);
         }
         let inner = &mut *inner;
-        let mut sink = FileSink {
-            outputs: &mut inner.outputs,
-            failure: &mut inner.failure,
-            telemetry: &self.telemetry,
-        };
+        let mut sink = self.sink(&mut inner.outputs, &mut inner.failure);
         for alert in &decoded.alerts {
             inner.correlator.ingest(alert, request, &mut sink);
         }
@@ -204,11 +225,7 @@ impl Standalone {
         let head = inner.correlator.head();
         if let Some(time) = inner.clock.due(head, now, self.config.live.idle_advance) {
             let inner = &mut *inner;
-            let mut sink = FileSink {
-                outputs: &mut inner.outputs,
-                failure: &mut inner.failure,
-                telemetry: &self.telemetry,
-            };
+            let mut sink = self.sink(&mut inner.outputs, &mut inner.failure);
             inner.correlator.advance_to(time, &mut sink);
             sink.flush();
             inner.clock.moved(now);
@@ -296,6 +313,7 @@ struct FileSink<'a> {
     outputs: &'a mut Outputs,
     failure: &'a mut Option<io::Error>,
     telemetry: &'a Telemetry,
+    responders: Option<&'a Responders>,
 }
 
 impl FileSink<'_> {
@@ -316,6 +334,9 @@ impl EventSink for FileSink<'_> {
             Err(e) => {
                 self.failure.get_or_insert(e);
             }
+        }
+        if let Some(responders) = self.responders {
+            responders.offer(event);
         }
     }
 
@@ -386,7 +407,14 @@ pub fn run_standalone(
             .enable_time()
             .build()
             .map_err(|e| StreamError::Receiver(format!("cannot start the HTTP runtime: {e}")))?;
-    let engine = Arc::new(Standalone::open(config.clone(), control.telemetry.clone(), outputs)?);
+    let responders =
+        Responders::start(&config.responders, control.telemetry.clone(), runtime.handle())?;
+    let engine = Arc::new(Standalone::open(
+        config.clone(),
+        control.telemetry.clone(),
+        outputs,
+        responders.clone(),
+    )?);
     let receiver = Receiver::bind(
         &runtime,
         &config.receiver,
@@ -419,6 +447,9 @@ pub fn run_standalone(
     });
     let deadline = Instant::now() + config.live.shutdown_timeout;
     let closed = engine.close();
+    if let Some(responders) = &responders {
+        runtime.block_on(responders.drain(config.live.shutdown_timeout));
+    }
     served?;
     let summary = closed?;
     if Instant::now() > deadline {

@@ -18,6 +18,7 @@ use rustc_hash::FxHashMap;
 use triage_model::IncidentEvent;
 
 use crate::metrics::Metrics;
+use crate::respond::deliver::Outcome;
 
 /// A repeated warning is logged at most once per this period; the lines
 /// skipped are counted in the next one.
@@ -281,6 +282,82 @@ impl Telemetry {
 
     pub(crate) fn bridged(&self, records: u64) {
         self.metrics.bridged_records.inc_by(records);
+    }
+
+    /// A responder is configured: its series start at zero.
+    pub(crate) fn responder_ready(&self, name: &str, kind: &'static str) {
+        self.metrics.pages_sent.with_label_values(&[name]);
+        self.metrics.responder_retries.with_label_values(&[name]);
+        for outcome in ["delivered", "refused", "gave_up", "dropped"] {
+            self.metrics.responder_deliveries.with_label_values(&[name, outcome]);
+        }
+        tracing::info!(responder = name, kind, "responder ready");
+    }
+
+    pub(crate) fn responder_outcome(&self, name: &str, outcome: &Outcome) {
+        let m = &self.metrics;
+        m.responder_deliveries.with_label_values(&[name, outcome.label()]).inc();
+        match outcome {
+            Outcome::Delivered(attempts) => {
+                m.pages_sent.with_label_values(&[name]).inc();
+                tracing::debug!(responder = name, attempts, "notification delivered");
+            }
+            Outcome::Refused(status, body) => {
+                tracing::warn!(responder = name, status, body = %body, "notification refused");
+            }
+            Outcome::GaveUp(last) => {
+                tracing::warn!(responder = name, last_error = %last, "notification given up");
+            }
+        }
+    }
+
+    pub(crate) fn responder_retry(&self, name: &str, attempt: u32, why: &str, wait: Duration) {
+        self.metrics.responder_retries.with_label_values(&[name]).inc();
+        self.warn_limited("responder_retry", |held_back| {
+            tracing::warn!(
+                responder = name,
+                attempt,
+                why,
+                ?wait,
+                held_back,
+                "notification retried"
+            );
+        });
+    }
+
+    pub(crate) fn responder_dropped(&self, name: &str) {
+        self.metrics.responder_deliveries.with_label_values(&[name, "dropped"]).inc();
+        self.warn_limited("responder_dropped", |held_back| {
+            tracing::warn!(
+                responder = name,
+                held_back,
+                "responder queue full: notification dropped"
+            );
+        });
+    }
+
+    pub(crate) fn responders_abandoned(&self, bound: Duration) {
+        tracing::warn!(
+            ?bound,
+            "responders still had notifications queued at shutdown; on Kafka they are sent again \
+             after the restart"
+        );
+    }
+
+    pub(crate) fn responder_partition(&self, partition: i32, settled_before: i64) {
+        tracing::info!(partition, settled_before, "incidents partition assigned to the responders");
+    }
+
+    pub(crate) fn responder_unreadable(&self, partition: i32, offset: i64, error: &str) {
+        self.warn_limited("responder_unreadable", |held_back| {
+            tracing::warn!(
+                partition,
+                offset,
+                error,
+                held_back,
+                "incident event unreadable, skipped"
+            );
+        });
     }
 
     pub(crate) fn receiver_dead_letter(&self, endpoint: &str, reason: &'static str, message: &str) {

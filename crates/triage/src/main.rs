@@ -309,13 +309,16 @@ fn run_service(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(triage_stream::start_bridge(&config, &control)?)
     };
+    let responders = triage_stream::start_kafka_responders(&config, &control)?;
     let served = triage_stream::run(config, &control);
-    // Whatever stopped the consumer stops the receiver too.
+    // Whatever stopped the consumer stops the receiver and responders too.
     control.shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(receiver) = receiver {
-        match receiver.join() {
-            Ok(result) => result?,
-            Err(_) => anyhow::bail!("the receiver thread panicked"),
+    for (what, thread) in [("receiver", receiver), ("responders", responders)] {
+        if let Some(thread) = thread {
+            match thread.join() {
+                Ok(result) => result?,
+                Err(_) => anyhow::bail!("the {what} thread panicked"),
+            }
         }
     }
     let summary = served?;

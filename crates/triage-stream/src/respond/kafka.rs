@@ -1,0 +1,315 @@
+//! The Kafka-mode responder: a consumer group of its own
+//! (`responders.group_id`) on the incidents topic, so that paging never
+//! slows correlation and correlation never waits for paging.
+//!
+//! # Nothing lost, nothing paged twice
+//! 1. On assignment a partition is read from its beginning. Events below
+//!    the group's committed offset were settled by an earlier run: they
+//!    only rebuild the policy's memory of what was sent ([`Responders::remember`]),
+//!    so a restart neither re-pages them nor forgets that an incident was
+//!    paged (its update still re-pages on escalation; its resolve still
+//!    goes out).
+//! 2. Later events go to the responders' queues, waiting for room: the
+//!    topic is the buffer, memory stays bounded.
+//! 3. An offset is committed only once every notice of the events before
+//!    it was delivered, refused or given up (counted and logged). A crash
+//!    re-sends at most the notices in flight; PagerDuty folds a repeated
+//!    trigger into the open alert by its `dedup_key`.
+//!
+//! Reading from the beginning keeps recovery independent of where the
+//! committed offset falls inside a record batch, and the incidents topic is
+//! compacted by incident id, so its size follows the incidents kept, not
+//! the events sent.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use triage_config::Config;
+use triage_model::IncidentEvent;
+
+use crate::error::StreamError;
+use crate::respond::Responders;
+use crate::service::{Control, base_config};
+use crate::telemetry::Telemetry;
+
+/// How often settled offsets are committed.
+const COMMIT_PERIOD: Duration = Duration::from_secs(1);
+/// Longest wait in one poll.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+
+/// Per partition: where the earlier runs stopped, and what is unsettled.
+#[derive(Default)]
+struct Progress {
+    /// Offsets below this were settled before this assignment.
+    settled_before: i64,
+    /// The next offset to read.
+    next: i64,
+    /// Offsets with notices still out, and how many.
+    pending: BTreeMap<i64, usize>,
+    /// The last offset committed.
+    committed: i64,
+}
+
+impl Progress {
+    /// Where a commit may go: the first unsettled offset, or the next one
+    /// to read.
+    fn commit_point(&self) -> i64 {
+        self.pending.keys().next().copied().unwrap_or(self.next).max(self.settled_before)
+    }
+}
+
+/// Shared by the polling loop and the rebalance callback (same thread).
+struct Shared {
+    topic: String,
+    progress: BTreeMap<i32, Progress>,
+    fatal: Option<StreamError>,
+}
+
+struct Context {
+    shared: Mutex<Shared>,
+    telemetry: Arc<Telemetry>,
+    timeout: Duration,
+}
+
+impl Context {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        self.telemetry.client_log(level, facility, message);
+    }
+}
+
+impl ConsumerContext for Context {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let mut shared = self.lock();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let committed = consumer.committed_offsets(tpl.clone(), self.timeout);
+                let committed = match committed {
+                    Ok(list) => list,
+                    Err(e) => {
+                        shared.fatal.get_or_insert(StreamError::client("committed offsets", e));
+                        return;
+                    }
+                };
+                let topic = shared.topic.clone();
+                for element in committed.elements() {
+                    let settled_before = match element.offset() {
+                        Offset::Offset(o) => o,
+                        _ => 0,
+                    };
+                    let partition = element.partition();
+                    shared.progress.insert(
+                        partition,
+                        Progress {
+                            settled_before,
+                            committed: settled_before,
+                            ..Progress::default()
+                        },
+                    );
+                    if let Err(e) = tpl.set_partition_offset(&topic, partition, Offset::Beginning) {
+                        shared.fatal.get_or_insert(StreamError::client("assign", e));
+                    }
+                    self.telemetry.responder_partition(partition, settled_before);
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    shared.fatal.get_or_insert(StreamError::client("assign", e));
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // What is still out will be re-read by the next owner from
+                // the last commit; commit what is settled now.
+                commit(consumer, &mut shared, &self.telemetry);
+                for element in tpl.elements() {
+                    shared.progress.remove(&element.partition());
+                }
+                let _ = consumer.unassign();
+            }
+            _ => {
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+fn commit(consumer: &BaseConsumer<Context>, shared: &mut Shared, telemetry: &Telemetry) {
+    let mut list = TopicPartitionList::new();
+    let topic = shared.topic.clone();
+    for (&partition, progress) in shared.progress.iter_mut() {
+        let point = progress.commit_point();
+        if point > progress.committed
+            && list.add_partition_offset(&topic, partition, Offset::Offset(point)).is_ok()
+        {
+            progress.committed = point;
+        }
+    }
+    if list.count() > 0
+        && let Err(e) = consumer.commit(&list, CommitMode::Sync)
+    {
+        telemetry.client_error("commit", &e.to_string());
+    }
+}
+
+/// Runs the Kafka responder on its own thread until `control.shutdown`;
+/// `None` when no responder is configured.
+pub fn start_kafka_responders(
+    config: &Config,
+    control: &Control,
+) -> Result<Option<std::thread::JoinHandle<Result<(), StreamError>>>, StreamError> {
+    if config.responders.targets.is_empty() {
+        return Ok(None);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("triage-responders")
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| StreamError::Responder(format!("cannot start the HTTP runtime: {e}")))?;
+    let telemetry = control.telemetry.clone();
+    let Some(responders) =
+        Responders::start(&config.responders, telemetry.clone(), runtime.handle())?
+    else {
+        return Ok(None);
+    };
+    let kafka = &config.kafka;
+    let mut client = base_config(kafka);
+    client.set("auto.offset.reset", "earliest");
+    for (key, value) in &kafka.consumer {
+        client.set(key, value);
+    }
+    client
+        .set("group.id", &config.responders.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    let context = Context {
+        shared: Mutex::new(Shared {
+            topic: kafka.topics.incidents.clone(),
+            progress: BTreeMap::new(),
+            fatal: None,
+        }),
+        telemetry: telemetry.clone(),
+        timeout: config.live.shutdown_timeout,
+    };
+    let consumer: BaseConsumer<Context> = client
+        .create_with_context(context)
+        .map_err(|e| StreamError::client("responder consumer", e))?;
+    consumer
+        .subscribe(&[kafka.topics.incidents.as_str()])
+        .map_err(|e| StreamError::client("subscribe", e))?;
+    let shutdown = control.shutdown.clone();
+    let bound = config.live.shutdown_timeout;
+    std::thread::Builder::new()
+        .name("triage-responder-consumer".into())
+        .spawn(move || {
+            let _span = tracing::info_span!("responders").entered();
+            let result = consume(&consumer, &responders, &shutdown, bound);
+            runtime.block_on(responders.drain(bound));
+            // What drained is settled: commit it before leaving.
+            let mut shared = consumer.context().lock();
+            commit(&consumer, &mut shared, &consumer.context().telemetry);
+            drop(shared);
+            consumer.unsubscribe();
+            result
+        })
+        .map(Some)
+        .map_err(|e| StreamError::Responder(format!("cannot start the responder thread: {e}")))
+}
+
+fn consume(
+    consumer: &BaseConsumer<Context>,
+    responders: &Arc<Responders>,
+    shutdown: &std::sync::atomic::AtomicBool,
+    bound: Duration,
+) -> Result<(), StreamError> {
+    let (settled_tx, settled_rx) = mpsc::channel::<(i32, i64)>();
+    let telemetry = consumer.context().telemetry.clone();
+    let mut last_commit = Instant::now();
+    while !shutdown.load(Ordering::Relaxed) {
+        if let Some(result) = consumer.poll(POLL_WAIT) {
+            match result {
+                Ok(message) => {
+                    let (partition, offset) = (message.partition(), message.offset());
+                    let payload = message.payload().unwrap_or_default();
+                    let event = serde_json::from_slice::<IncidentEvent>(payload).map(Arc::new);
+                    let mut shared = consumer.context().lock();
+                    let Some(progress) = shared.progress.get_mut(&partition) else { continue };
+                    progress.next = offset + 1;
+                    let event = match event {
+                        Ok(event) => event,
+                        Err(e) => {
+                            telemetry.responder_unreadable(partition, offset, &e.to_string());
+                            continue;
+                        }
+                    };
+                    if offset < progress.settled_before {
+                        drop(shared);
+                        responders.remember(&event);
+                        continue;
+                    }
+                    drop(shared);
+                    let sender = settled_tx.clone();
+                    let queued = responders.put(event, move |_| {
+                        let _ = sender.send((partition, offset));
+                    });
+                    if queued > 0 {
+                        let mut shared = consumer.context().lock();
+                        if let Some(progress) = shared.progress.get_mut(&partition) {
+                            *progress.pending.entry(offset).or_default() += queued;
+                        }
+                    }
+                }
+                Err(e) => telemetry.client_error("consume", &e.to_string()),
+            }
+        }
+        let mut shared = consumer.context().lock();
+        if let Some(e) = shared.fatal.take() {
+            return Err(e);
+        }
+        settle(&mut shared, &settled_rx);
+        if last_commit.elapsed() >= COMMIT_PERIOD {
+            commit(consumer, &mut shared, &telemetry);
+            last_commit = Instant::now();
+        }
+    }
+    // Give what is queued its chance before the final commit.
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        let mut shared = consumer.context().lock();
+        settle(&mut shared, &settled_rx);
+        if shared.progress.values().all(|p| p.pending.is_empty()) {
+            break;
+        }
+        drop(shared);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Counts settled notices off their offsets.
+fn settle(shared: &mut Shared, settled: &mpsc::Receiver<(i32, i64)>) {
+    while let Ok((partition, offset)) = settled.try_recv() {
+        let Some(progress) = shared.progress.get_mut(&partition) else { continue };
+        if let Some(left) = progress.pending.get_mut(&offset) {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                progress.pending.remove(&offset);
+            }
+        }
+    }
+}
