@@ -285,7 +285,7 @@ impl Telemetry {
     }
 
     /// A responder is configured: its series start at zero.
-    pub(crate) fn responder_ready(&self, name: &str, kind: &'static str) {
+    pub fn responder_ready(&self, name: &str, kind: &'static str) {
         self.metrics.pages_sent.with_label_values(&[name]);
         self.metrics.responder_retries.with_label_values(&[name]);
         for outcome in ["delivered", "refused", "gave_up", "dropped"] {

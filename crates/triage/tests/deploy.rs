@@ -111,6 +111,8 @@ fn prometheus_and_alertmanager_files_pass_their_own_tools() {
 #[test]
 fn the_board_and_the_rules_use_only_metrics_triage_serves() {
     let telemetry = triage_stream::Telemetry::default();
+    // Series that exist once a responder is configured.
+    telemetry.responder_ready("board", "webhook");
     let served: BTreeSet<String> =
         telemetry.metrics.gather().iter().map(|f| f.name().to_owned()).collect();
     let mut used = BTreeSet::new();
@@ -129,6 +131,7 @@ fn the_board_and_the_rules_use_only_metrics_triage_serves() {
         "triage_consumer_lag_records",
         "triage_dead_letters_total",
         "triage_open_incidents",
+        "triage_pages_sent_total",
     ] {
         assert!(used.contains(needed), "the board shows {needed}");
     }
@@ -269,11 +272,24 @@ fn every_panel_of_the_board_returns_data_from_a_real_prometheus() {
     {
         broker.create_topic(topic, partitions);
     }
-    // triage on Kafka with the receiver in front, as deployed.
+    // triage on Kafka with the receiver in front, as deployed, paging a
+    // webhook.
+    let hook = common::FakeHttp::start();
+    let reference =
+        std::fs::read_to_string(repo("config/triage.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.path("triage.yaml");
+    let text = reference.replace(
+        "  webhooks: []",
+        &format!(
+            "  webhooks:\n    - {{name: board, url: \"http://127.0.0.1:{}/hook\"}}",
+            hook.port
+        ),
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
     let triage_port = free_port();
     let args: Vec<std::ffi::OsString> = vec![
         "--config".into(),
-        repo("config/triage.yaml").into(),
+        config.into(),
         "--brokers".into(),
         broker.address().into(),
         "--listen".into(),
@@ -325,9 +341,11 @@ fn every_panel_of_the_board_returns_data_from_a_real_prometheus() {
         "sum(triage_incidents_declared_total) > 0",
         "sum(triage_incidents_resolved_total) > 0",
         "count(triage_consumer_lag_records) > 0",
+        "sum(triage_pages_sent_total) > 0",
     ] {
         wait_for_data(prom_port, wanted, Duration::from_secs(60));
     }
+    assert!(!hook.bodies().is_empty(), "the webhook got the incidents");
     for (panel, expr) in dashboard_queries() {
         let query = expr.replace("$__rate_interval", "1m");
         let result = instant_query(prom_port, &query);

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Broker, Scratch, Service, free_port, repo, storm};
+use common::{Broker, FakeHttp, Scratch, Service, free_port, repo, storm};
 use serde_json::Value;
 
 /// A `triage run` on Kafka.
@@ -491,4 +491,95 @@ fn a_broker_restart_mid_stream_loses_nothing() {
     assert_eq!(engine.terminate(Duration::from_secs(40)), Some(0), "SIGTERM exits 0");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("kafka client error") || text.contains("triage warn kafka"), "{text}");
+}
+
+#[test]
+fn responders_page_once_per_incident_and_lose_nothing_across_a_kill_9() {
+    let partitions = 2;
+    let (dir, broker) = setup("responders", partitions);
+    let pagerduty = FakeHttp::start();
+    let key = dir.path("pd-key");
+    std::fs::write(&key, "R0UT1NGKEY0000000000000000000000\n").unwrap_or_else(|e| panic!("{e}"));
+    let config = test_config(&dir, "0s");
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}")).replace(
+        "  pagerduty: []",
+        &format!(
+            "  pagerduty:\n    - {{name: pd, routing_key_file: {:?}, url: \"http://127.0.0.1:{}/v2/enqueue\"}}",
+            key.display().to_string(),
+            pagerduty.port
+        ),
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let (storm_path, lines) = storm(&dir, 5, partitions);
+    let expected = expected_events(&config, &lines, partitions);
+
+    // What an uninterrupted run pages: the policy over each incident's
+    // events in version order.
+    let targets =
+        triage_config::load(&config).map(|c| c.responders).unwrap_or_else(|e| panic!("{e}"));
+    let mut policy = triage_stream::respond::policy::Policy::new(targets.targets, 50);
+    let mut events: Vec<triage_model::IncidentEvent> = expected
+        .values()
+        .map(|e| serde_json::from_str(e).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    events.sort_by(|a, b| (&a.incident_id, a.version).cmp(&(&b.incident_id, b.version)));
+    let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for event in events {
+        for notice in policy.decide(&std::sync::Arc::new(event)) {
+            let action = match notice.action {
+                triage_stream::respond::policy::Action::Resolve => "resolve",
+                _ => "trigger",
+            };
+            wanted.entry(notice.event.incident_id.clone()).or_default().push(action.into());
+        }
+    }
+    assert!(wanted.len() >= 3, "incidents worth paging: {wanted:?}");
+
+    let mut producer = produce(&broker, "alerts", partitions, &storm_path, 60);
+    let log = dir.path("engine.log");
+    let mut engine = start_engine(&config, &broker, &log, &[]);
+    wait_for_assignment(&log, Duration::from_secs(30));
+    sleep(Duration::from_millis(2500));
+    engine.kill9();
+    sleep(SESSION_TIMEOUT + Duration::from_secs(1));
+    assert!(producer.wait().is_ok_and(|s| s.success()));
+    let mut engine = start_engine(&config, &broker, &log, &[]);
+    wait_for_events(&broker, &expected, Duration::from_secs(90));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let paged = loop {
+        let mut paged: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (incident, action) in pagerduty.actions() {
+            paged.entry(incident).or_default().push(action);
+        }
+        let complete = wanted.iter().all(|(incident, actions)| {
+            paged.get(incident).is_some_and(|got| {
+                got.iter().filter(|a| *a == "resolve").count()
+                    >= actions.iter().filter(|a| *a == "resolve").count()
+                    && got.len() >= actions.len()
+            })
+        });
+        if complete || Instant::now() > deadline {
+            break paged;
+        }
+        sleep(Duration::from_millis(250));
+    };
+    assert_eq!(engine.terminate(Duration::from_secs(30)), Some(0));
+
+    // Nothing lost: every page and every resolve of the uninterrupted run
+    // arrived, each incident's first request a trigger and, when it ended,
+    // its last a resolve. Nothing paged twice, but for what was in flight
+    // at the kill (sent, not yet committed): at most one extra request.
+    let mut extra = 0;
+    for (incident, actions) in &wanted {
+        let got = paged.get(incident).cloned().unwrap_or_default();
+        assert_eq!(got.first().map(String::as_str), Some("trigger"), "{incident}: {got:?}");
+        if actions.last().map(String::as_str) == Some("resolve") {
+            assert_eq!(got.last().map(String::as_str), Some("resolve"), "{incident}: {got:?}");
+        }
+        assert!(got.len() >= actions.len(), "{incident}: wanted {actions:?}, got {got:?}");
+        extra += got.len() - actions.len();
+    }
+    assert!(extra <= 1, "re-sent after the restart: {extra}; wanted {wanted:?}, got {paged:?}");
+    let unknown: Vec<&String> = paged.keys().filter(|k| !wanted.contains_key(*k)).collect();
+    assert!(unknown.is_empty(), "paged incidents the run never had: {unknown:?}");
 }
