@@ -12,9 +12,11 @@
 //! 2. Later events go to the responders' queues, waiting for room: the
 //!    topic is the buffer, memory stays bounded.
 //! 3. An offset is committed only once every notice of the events before
-//!    it was delivered, refused or given up (counted and logged). A crash
-//!    re-sends at most the notices in flight; PagerDuty folds a repeated
-//!    trigger into the open alert by its `dedup_key`.
+//!    it was delivered, refused or given up (counted and logged), and as
+//!    soon as it is (within a few milliseconds). A crash re-sends at most
+//!    the notices settled in that gap and the one each responder had in
+//!    flight; PagerDuty folds a repeated trigger into the open alert by its
+//!    `dedup_key`.
 //!
 //! Reading from the beginning keeps recovery independent of where the
 //! committed offset falls inside a record batch, and the incidents topic is
@@ -38,10 +40,12 @@ use crate::respond::Responders;
 use crate::service::{Control, base_config};
 use crate::telemetry::Telemetry;
 
-/// How often settled offsets are committed.
+/// Longest time between two commits while offsets advance.
 const COMMIT_PERIOD: Duration = Duration::from_secs(1);
 /// Longest wait in one poll.
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Longest wait in one poll while notices are out.
+const SETTLE_WAIT: Duration = Duration::from_millis(5);
 
 /// Per partition: where the earlier runs stopped, and what is unsettled.
 #[derive(Default)]
@@ -240,8 +244,12 @@ fn consume(
     let (settled_tx, settled_rx) = mpsc::channel::<(i32, i64)>();
     let telemetry = consumer.context().telemetry.clone();
     let mut last_commit = Instant::now();
+    let mut waiting = false;
     while !shutdown.load(Ordering::Relaxed) {
-        if let Some(result) = consumer.poll(POLL_WAIT) {
+        // While notices are out, look for their settlement often: the
+        // commit follows it within this wait.
+        let wait = if waiting { SETTLE_WAIT } else { POLL_WAIT };
+        if let Some(result) = consumer.poll(wait) {
             match result {
                 Ok(message) => {
                     let (partition, offset) = (message.partition(), message.offset());
@@ -281,17 +289,20 @@ fn consume(
         if let Some(e) = shared.fatal.take() {
             return Err(e);
         }
-        settle(&mut shared, &settled_rx);
-        if last_commit.elapsed() >= COMMIT_PERIOD {
+        // Committed as soon as something settled, so that a crash re-sends
+        // at most the one notice per responder that was in flight; the
+        // period covers offsets that advanced without notices.
+        if settle(&mut shared, &settled_rx) > 0 || last_commit.elapsed() >= COMMIT_PERIOD {
             commit(consumer, &mut shared, &telemetry);
             last_commit = Instant::now();
         }
+        waiting = shared.progress.values().any(|p| !p.pending.is_empty());
     }
     // Give what is queued its chance before the final commit.
     let deadline = Instant::now() + bound;
     while Instant::now() < deadline {
         let mut shared = consumer.context().lock();
-        settle(&mut shared, &settled_rx);
+        let _ = settle(&mut shared, &settled_rx);
         if shared.progress.values().all(|p| p.pending.is_empty()) {
             break;
         }
@@ -301,9 +312,11 @@ fn consume(
     Ok(())
 }
 
-/// Counts settled notices off their offsets.
-fn settle(shared: &mut Shared, settled: &mpsc::Receiver<(i32, i64)>) {
+/// Counts settled notices off their offsets; returns how many.
+fn settle(shared: &mut Shared, settled: &mpsc::Receiver<(i32, i64)>) -> usize {
+    let mut count = 0;
     while let Ok((partition, offset)) = settled.try_recv() {
+        count += 1;
         let Some(progress) = shared.progress.get_mut(&partition) else { continue };
         if let Some(left) = progress.pending.get_mut(&offset) {
             *left = left.saturating_sub(1);
@@ -312,4 +325,5 @@ fn settle(shared: &mut Shared, settled: &mpsc::Receiver<(i32, i64)>) {
             }
         }
     }
+    count
 }
