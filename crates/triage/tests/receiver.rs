@@ -1,8 +1,9 @@
 //! The Alertmanager receiver of standalone `triage run` (no Kafka), over
 //! real HTTP on a loopback port: a storm posted request by request ends
 //! as `triage replay` says, across a restart that restores the state
-//! file; and everything the receiver cannot take is refused with a status
-//! and a reason, and kept. Bridge mode is tested against a broker in
+//! file; everything the receiver cannot take is refused with a status and
+//! a reason, and kept; and the responders page PagerDuty, Slack and a
+//! signed webhook as the policy says, once per incident. Bridge mode is tested against a broker in
 //! `kafka.rs`.
 
 mod common;
@@ -10,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Scratch, Service, free_port, http, repo, storm, wait_ready};
+use common::{FakeHttp, Scratch, Service, free_port, http, repo, storm, wait_ready};
 use serde_json::Value;
 
 const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -165,4 +166,117 @@ fn what_the_receiver_cannot_take_is_refused_with_a_reason_and_kept() {
     let log = std::fs::read_to_string(dir.path("triage.log")).unwrap_or_default();
     assert!(!log.contains("s3cr3t-token"), "the token is never logged");
     assert!(log.contains("requests=9 refused=7"), "{log}");
+}
+
+#[test]
+fn standalone_pages_pagerduty_slack_and_a_signed_webhook_once_per_incident() {
+    let dir = Scratch::new("standalone-responders");
+    let (pagerduty, slack, hook) = (FakeHttp::start(), FakeHttp::start(), FakeHttp::start());
+    let secret = |name: &str, value: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, format!("{value}\n")).unwrap_or_else(|e| panic!("{e}"));
+        format!("{:?}", path.display().to_string())
+    };
+    let pd_key = secret("pd-key", "R0UT1NGKEY0000000000000000000000");
+    let slack_url = secret("slack-url", &format!("http://127.0.0.1:{}/services/T0/B0", slack.port));
+    let hmac_key = secret("hmac-key", "webhook-signing-key");
+    let pd_line = format!(
+        "  pagerduty:\n    - {{name: pd, routing_key_file: {pd_key}, min_severity: P2, \
+         url: \"http://127.0.0.1:{}/v2/enqueue\"}}",
+        pagerduty.port
+    );
+    let slack_line = format!("  slack:\n    - {{name: chat, webhook_url_file: {slack_url}}}");
+    let hook_line = format!(
+        "  webhooks:\n    - {{name: itsm, url: \"http://127.0.0.1:{}/hook\", hmac_key_file: {hmac_key}}}",
+        hook.port
+    );
+    let config = config_with(
+        &dir,
+        &[
+            ("idle_advance: 1s", "idle_advance: 0s"),
+            ("  pagerduty: []", &pd_line),
+            ("  slack: []", &slack_line),
+            ("  webhooks: []", &hook_line),
+        ],
+    );
+    let (_, lines) = storm(&dir, 6, 1);
+    let port = free_port();
+    let mut service = start(&config, port, &dir);
+    for line in &lines {
+        assert_eq!(http(port, "POST", "/webhook", &[], line.as_bytes(), false).status, 200);
+    }
+    // SIGTERM lets the responders' queues empty before the exit.
+    assert_eq!(service.terminate(STOP_WITHIN), Some(0));
+
+    // What the policy says the events call for, responder by responder.
+    let events: Vec<triage_model::IncidentEvent> = lines_of(&dir.path("events.jsonl"))
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let targets = triage_config::load(&config).map(|c| c.responders.targets);
+    let mut policy =
+        triage_stream::respond::policy::Policy::new(targets.unwrap_or_else(|e| panic!("{e}")), 50);
+    let mut wanted: [Vec<(String, String)>; 3] = Default::default();
+    for event in events {
+        for notice in policy.decide(&std::sync::Arc::new(event)) {
+            let action = format!("{:?}", notice.action);
+            let kind = action.split('(').next().unwrap_or_default().to_owned();
+            wanted[notice.target].push((notice.event.incident_id.clone(), kind));
+        }
+    }
+    let triggers = wanted[0].iter().filter(|(_, a)| a == "Trigger").count();
+    assert!(triggers >= 2 && wanted[2].len() > triggers, "a storm worth paging: {wanted:?}");
+
+    // PagerDuty: exactly those requests, in that order.
+    let pd: Vec<(String, String)> = pagerduty
+        .actions()
+        .into_iter()
+        .map(|(incident, action)| {
+            let kind = if action == "resolve" { "Resolve" } else { "Trigger" };
+            (incident, kind.to_owned())
+        })
+        .collect();
+    assert_eq!(pd, wanted[0], "PagerDuty requests");
+    for body in pagerduty.bodies() {
+        assert_eq!(body["routing_key"], "R0UT1NGKEY0000000000000000000000");
+    }
+    // Slack: one message per announce, update and close.
+    let messages = slack.bodies();
+    assert_eq!(messages.len(), wanted[1].len(), "Slack messages");
+    assert!(messages.iter().all(|m| m["text"].as_str().is_some_and(|t| t.contains("inc-"))));
+    // The webhook: every event of the incidents it took, each signed;
+    // the signatures are checked by Python's hmac, not by triage's code.
+    let posts = hook.requests();
+    assert_eq!(posts.len(), wanted[2].len(), "webhook posts");
+    for (headers, body) in &posts {
+        let header = |name: &str| {
+            headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+        };
+        let timestamp = header("X-Triage-Timestamp").unwrap_or_default();
+        let signature = header("X-Triage-Signature").unwrap_or_default();
+        let script = "import hmac,hashlib,sys; ts,body=sys.argv[1],sys.stdin.buffer.read(); \
+                      print('sha256='+hmac.new(b'webhook-signing-key', ts.encode()+b'.'+body, \
+                      hashlib.sha256).hexdigest())";
+        let mut python = std::process::Command::new("python3")
+            .args(["-c", script, &timestamp])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(mut stdin) = python.stdin.take() {
+            use std::io::Write as _;
+            let _ = stdin.write_all(body);
+        }
+        let output = python.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), signature, "signature");
+        let event: Value = serde_json::from_slice(body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            header("X-Triage-Event-Id").as_ref(),
+            event["event_id"].as_str().map(|s| s.to_owned()).as_ref()
+        );
+    }
+    let log = std::fs::read_to_string(dir.path("triage.log")).unwrap_or_default();
+    for secret in ["R0UT1NGKEY", "services/T0/B0", "webhook-signing-key"] {
+        assert!(!log.contains(secret), "the log shows a secret: {secret}");
+    }
 }

@@ -322,54 +322,65 @@ impl Drop for Broker {
 /// bodies, in arrival order.
 pub struct FakeHttp {
     pub port: u16,
-    bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
 }
+
+/// One request a [`FakeHttp`] received: headers and body.
+pub type Received = (Vec<(String, String)>, Vec<u8>);
 
 impl FakeHttp {
     pub fn start() -> FakeHttp {
         use std::io::{BufRead as _, BufReader, Read as _, Write as _};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"));
-        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let kept = bodies.clone();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = requests.clone();
         // Lives as long as the test process; it only answers loopback.
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let mut reader = BufReader::new(stream);
                 let mut length = 0usize;
+                let mut headers = Vec::new();
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                         break;
                     }
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(value) = lower.strip_prefix("content-length:") {
-                        length = value.trim().parse().unwrap_or(0);
+                    if let Some((name, value)) = line.trim_end().split_once(':') {
+                        if name.eq_ignore_ascii_case("content-length") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                        headers.push((name.to_owned(), value.trim().to_owned()));
                     }
                 }
                 let mut body = vec![0; length];
                 if reader.read_exact(&mut body).is_ok()
                     && let Ok(mut all) = kept.lock()
                 {
-                    all.push(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null));
+                    all.push((headers, body));
                 }
                 let answer = "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n\
                               Content-Length: 20\r\nConnection: close\r\n\r\n{\"status\":\"success\"}";
                 let _ = reader.get_mut().write_all(answer.as_bytes());
             }
         });
-        FakeHttp { port, bodies }
+        FakeHttp { port, requests }
     }
 
-    /// Every body received so far.
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Received> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Every JSON body received so far.
     pub fn bodies(&self) -> Vec<serde_json::Value> {
-        self.bodies.lock().map(|b| b.clone()).unwrap_or_default()
+        let requests = self.requests();
+        requests.iter().map(|(_, b)| serde_json::from_slice(b).unwrap_or_default()).collect()
     }
 
     /// `(dedup_key, event_action)` of every request, in arrival order.
     pub fn actions(&self) -> Vec<(String, String)> {
-        let bodies = self.bodies.lock().map(|b| b.clone()).unwrap_or_default();
-        bodies
+        self.bodies()
             .iter()
             .map(|b| {
                 let key = b["dedup_key"].as_str().unwrap_or_default().to_owned();
