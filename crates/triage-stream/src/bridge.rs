@@ -30,7 +30,7 @@ use triage_formats::{DecodeLimits, decode_line};
 use triage_model::Timestamp;
 
 use crate::error::StreamError;
-use crate::receiver::{Endpoint, Intake, Receiver, Reply, reject_codes, triage_body};
+use crate::receiver::{Endpoint, Intake, Receiver, Reply, http_runtime, reject_codes, triage_body};
 use crate::service::{Control, producer_config};
 use crate::telemetry::Telemetry;
 
@@ -190,12 +190,7 @@ pub fn start_bridge(
     config: &Config,
     control: &Control,
 ) -> Result<std::thread::JoinHandle<Result<(), StreamError>>, StreamError> {
-    let runtime =
-        tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| StreamError::Receiver(format!("cannot start the HTTP runtime: {e}")))?;
+    let runtime = http_runtime()?;
     let bridge = Arc::new(Bridge::new(config, control.telemetry.clone())?);
     let receiver = Receiver::bind(
         &runtime,

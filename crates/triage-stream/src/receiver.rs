@@ -158,6 +158,16 @@ pub(crate) fn reject_codes(decoded: &Result<DecodedLine<'_>, DecodeError>) -> Ve
     }
 }
 
+/// The single-threaded runtime the receiver (and, standalone, the
+/// responders) run on: HTTP here is I/O-bound, one thread is plenty.
+pub(crate) fn http_runtime() -> Result<tokio::runtime::Runtime, StreamError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| StreamError::Receiver(format!("cannot start the HTTP runtime: {e}")))
+}
+
 /// What every request handler needs.
 struct Shared {
     intake: Intake,

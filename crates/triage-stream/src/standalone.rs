@@ -27,7 +27,7 @@ use triage_model::{IncidentEvent, Timestamp};
 
 use crate::clock::IdleClock;
 use crate::error::StreamError;
-use crate::receiver::{Endpoint, Intake, Receiver, Reply, reject_codes, triage_body};
+use crate::receiver::{Endpoint, Intake, Receiver, Reply, http_runtime, reject_codes, triage_body};
 use crate::respond::Responders;
 use crate::service::Control;
 use crate::telemetry::{Source, Telemetry};
@@ -401,12 +401,7 @@ pub fn run_standalone(
             "receiver.listen is empty: standalone triage takes alerts only over HTTP".into(),
         ));
     }
-    let runtime =
-        tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| StreamError::Receiver(format!("cannot start the HTTP runtime: {e}")))?;
+    let runtime = http_runtime()?;
     let responders =
         Responders::start(&config.responders, control.telemetry.clone(), runtime.handle())?;
     let engine = Arc::new(Standalone::open(
