@@ -1,12 +1,14 @@
 //! Criterion micro-benchmarks of the engine's steps, over a named list of
-//! cases: decoding a webhook payload, computing a fingerprint, and
-//! replaying the example storm over the reference catalog.
+//! cases: decoding a webhook payload, computing a fingerprint, replaying
+//! the example storm over the reference catalog, and content clustering
+//! (feature vectors, one DBSCAN run at the `max_points` bound).
 //!
 //! Run: `cargo bench --bench engine`.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use triage_correlate::content::{ContentSettings, cluster, features};
 use triage_correlate::{CollectingSink, Correlator};
 use triage_formats::{DecodeLimits, decode_line, fingerprint_of};
 use triage_sim::StormSpec;
@@ -44,6 +46,26 @@ fn cases(c: &mut Criterion) {
             engine.finish(&mut sink);
             sink.events.len()
         })
+    });
+    // Content clustering: features of every alert of the storm, and one
+    // DBSCAN run over `max_points` of them (the most one run takes).
+    let content = ContentSettings::default();
+    let points: Vec<_> = lines
+        .iter()
+        .filter_map(|l| decode_line(l.as_bytes(), &limits, None).ok())
+        .flat_map(|d| d.alerts.iter().map(|a| features(a, &content)).collect::<Vec<_>>())
+        .take(content.max_points)
+        .collect();
+    if let Some(alert) = decoded.alerts.first() {
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("content_features", |b| {
+            b.iter(|| features(black_box(alert), &content))
+        });
+    }
+    group.throughput(Throughput::Elements(points.len() as u64));
+    group.sample_size(10);
+    group.bench_function("content_dbscan_max_points", |b| {
+        b.iter(|| cluster(black_box(&points), &content).iter().flatten().count())
     });
     group.finish();
 }

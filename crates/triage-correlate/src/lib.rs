@@ -12,6 +12,7 @@
 //! See `docs/correlation.md` for the model in prose.
 
 mod analysis;
+pub mod content;
 mod engine;
 pub mod linker;
 pub mod settings;

@@ -1,0 +1,234 @@
+//! Content features of an alert, and DBSCAN over them: the building block
+//! of content correlation (alerts that topology cannot link because their
+//! services are unknown or unconnected, but that say the same thing).
+//!
+//! # Features
+//! A fixed-length vector ([`DIMS`] floats) by feature hashing, so no
+//! vocabulary has to be learnt or kept, and the same alert always gives the
+//! same vector:
+//! - the `alertname`, weighted [`ContentSettings::alertname_weight`];
+//! - every other label as `name=value`, weighted `label_weight`; labels that
+//!   differ per instance of one problem (`instance`, `pod`, `host`, ...:
+//!   `volatile_labels`) count by name only, weighted `volatile_weight`, so
+//!   the same alert on 40 hosts lands in one place;
+//! - the words of the `summary` annotation (letters only, lowercased, three
+//!   characters or more), weighted `text_weight` each.
+//!
+//! Each token hashes (FNV-1a, fixed) to a dimension and a sign; the vector
+//! is then scaled to length 1, so the Euclidean distance between two alerts
+//! is `sqrt(2 - 2 cos)`: 0 for the same content, about 1.41 for nothing in
+//! common. Time is not a feature: only alerts of the open window are ever
+//! clustered together.
+//!
+//! # Clustering
+//! [`cluster`] runs DBSCAN from `linfa-clustering` with `eps` and
+//! `min_points`: deterministic (no random initialisation), so the same
+//! points in the same order give the same clusters. Its cost is quadratic
+//! in the points of one run, which is why a run takes at most
+//! `max_points`, the most recent ones; what falls outside is simply not
+//! clustered by content (topology and the label rule still apply).
+
+use linfa::traits::Transformer as _;
+use linfa_clustering::Dbscan;
+use ndarray::Array2;
+use triage_model::AlertRecord;
+
+/// Length of a feature vector.
+pub const DIMS: usize = 32;
+
+/// The knobs of content features and clustering.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContentSettings {
+    /// Largest distance between two neighbours.
+    pub eps: f32,
+    /// Neighbours (itself included) that make a point a core point.
+    pub min_points: usize,
+    /// Most points in one clustering run.
+    pub max_points: usize,
+    /// Weight of the `alertname` token.
+    pub alertname_weight: f32,
+    /// Weight of a `name=value` label token.
+    pub label_weight: f32,
+    /// Weight of a volatile label's name.
+    pub volatile_weight: f32,
+    /// Weight of one summary word.
+    pub text_weight: f32,
+    /// Labels whose values differ between instances of one problem.
+    pub volatile_labels: Vec<String>,
+}
+
+impl Default for ContentSettings {
+    fn default() -> Self {
+        ContentSettings {
+            eps: 0.5,
+            min_points: 3,
+            max_points: 2_000,
+            alertname_weight: 3.0,
+            label_weight: 1.0,
+            volatile_weight: 0.25,
+            text_weight: 0.5,
+            volatile_labels: [
+                "instance",
+                "pod",
+                "pod_name",
+                "host",
+                "hostname",
+                "node",
+                "container",
+                "container_id",
+                "ip",
+                "address",
+                "device",
+                "mountpoint",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// An alert's content as a unit vector.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Features(pub [f32; DIMS]);
+
+/// FNV-1a 64 of `parts`, separated: fixed, so features never change
+/// between versions or machines.
+fn token_hash(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hash ^= 0xff;
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        for byte in part.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+fn add(vector: &mut [f32; DIMS], hash: u64, weight: f32) {
+    let dimension = (hash % DIMS as u64) as usize;
+    let sign = if hash >> 63 == 0 { 1.0 } else { -1.0 };
+    vector[dimension] += sign * weight;
+}
+
+/// The feature vector of `alert`.
+pub fn features(alert: &AlertRecord<'_>, settings: &ContentSettings) -> Features {
+    let mut vector = [0.0f32; DIMS];
+    add(&mut vector, token_hash(&["alertname", alert.alertname()]), settings.alertname_weight);
+    for (name, value) in alert.labels.iter() {
+        if name == "alertname" {
+            continue;
+        }
+        if settings.volatile_labels.iter().any(|v| v == name) {
+            add(&mut vector, token_hash(&["label", name]), settings.volatile_weight);
+        } else {
+            add(&mut vector, token_hash(&["label", name, value]), settings.label_weight);
+        }
+    }
+    if let Some(summary) = &alert.summary {
+        for word in summary.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() >= 3) {
+            let word = word.to_lowercase();
+            add(&mut vector, token_hash(&["word", &word]), settings.text_weight);
+        }
+    }
+    let length = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if length > 0.0 {
+        for x in &mut vector {
+            *x /= length;
+        }
+    }
+    Features(vector)
+}
+
+/// Euclidean distance between two feature vectors.
+pub fn distance(a: &Features, b: &Features) -> f32 {
+    a.0.iter().zip(&b.0).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
+}
+
+/// DBSCAN over at most `max_points` of `points` (the last ones): the
+/// cluster of each point, `None` for noise and for points left out.
+pub fn cluster(points: &[Features], settings: &ContentSettings) -> Vec<Option<usize>> {
+    let mut labels = vec![None; points.len()];
+    let skip = points.len().saturating_sub(settings.max_points);
+    let run = &points[skip..];
+    if run.len() < settings.min_points.max(2) {
+        return labels;
+    }
+    let mut data = Array2::<f32>::zeros((run.len(), DIMS));
+    for (mut row, point) in data.rows_mut().into_iter().zip(run) {
+        for (cell, value) in row.iter_mut().zip(point.0) {
+            *cell = value;
+        }
+    }
+    let params = Dbscan::params(settings.min_points).tolerance(settings.eps);
+    // Only invalid parameters fail, which validated settings rule out;
+    // clustering nothing is then the safe answer.
+    if let Ok(found) = params.transform(&data) {
+        for (slot, label) in labels[skip..].iter_mut().zip(found.iter()) {
+            *slot = *label;
+        }
+    }
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use triage_formats::{DecodeLimits, decode_line};
+
+    fn vector(line: &str) -> Features {
+        let decoded = decode_line(line.as_bytes(), &DecodeLimits::default(), None);
+        let alerts = decoded.map(|d| d.alerts).unwrap_or_default();
+        features(&alerts[0], &ContentSettings::default())
+    }
+
+    fn alert(name: &str, labels: &str, summary: &str) -> String {
+        format!(
+            r#"{{"labels":{{"alertname":"{name}"{labels}}},"annotations":{{"summary":"{summary}"}},
+                "startsAt":"2026-01-01T10:00:00Z"}}"#
+        )
+    }
+
+    #[test]
+    fn the_same_problem_on_many_hosts_is_one_point_and_another_problem_is_far() {
+        let disk = |host: &str| {
+            vector(&alert(
+                "DiskFull",
+                &format!(r#","instance":"{host}:9100","cluster":"eu-1""#),
+                &format!("Disk almost full on {host}"),
+            ))
+        };
+        let (a, b) = (disk("web-1"), disk("db-7"));
+        assert!(distance(&a, &b) < 0.2, "{}", distance(&a, &b));
+        let other = vector(&alert("HighLatency", r#","service":"checkout""#, "Checkout is slow"));
+        assert!(distance(&a, &other) > 1.0, "{}", distance(&a, &other));
+        let length: f32 = a.0.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((length - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn dbscan_finds_the_fleet_event_and_leaves_the_rest_as_noise_deterministically() {
+        let mut points: Vec<Features> = (0..6)
+            .map(|i| {
+                vector(&alert(
+                    "NodeClockSkew",
+                    &format!(r#","instance":"node-{i}:9100""#),
+                    "Clock skew detected on node",
+                ))
+            })
+            .collect();
+        points.push(vector(&alert("HighErrorRate", r#","service":"payments""#, "Errors high")));
+        points.push(vector(&alert("QueueBacklog", r#","service":"mailer""#, "Backlog grows")));
+        let settings = ContentSettings::default();
+        let labels = cluster(&points, &settings);
+        assert!(labels[..6].iter().all(|l| l.is_some() && *l == labels[0]), "{labels:?}");
+        assert_eq!(labels[6..], [None, None]);
+        assert_eq!(cluster(&points, &settings), labels, "same input, same clusters");
+        let bounded = ContentSettings { max_points: 4, ..settings };
+        let labels = cluster(&points, &bounded);
+        assert!(labels[..4].iter().all(Option::is_none), "past the bound: not clustered");
+    }
+}
