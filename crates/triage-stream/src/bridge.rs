@@ -44,8 +44,14 @@ type Delivered = Result<(), String>;
 /// One record to produce: its domain (the key) and its payload.
 type DomainRecord<'a> = (String, Cow<'a, [u8]>);
 
-/// Hands each delivery report to the request waiting for it.
-struct Acks;
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Hands each delivery report to the request waiting for it; reports of
+/// dead letters, which nobody waits for, are logged when they failed.
+struct Acks {
+    telemetry: Arc<Telemetry>,
+}
 
 /// Where a record's delivery report goes; dead letters wait for nobody.
 struct AckSlot(Option<oneshot::Sender<Delivered>>);
@@ -56,8 +62,13 @@ impl ProducerContext for Acks {
     type DeliveryOpaque = Box<AckSlot>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, slot: Self::DeliveryOpaque) {
-        if let Some(waiting) = slot.0 {
-            let _ = waiting.send(result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string()));
+        let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string());
+        match (slot.0, outcome) {
+            (Some(waiting), outcome) => {
+                let _ = waiting.send(outcome);
+            }
+            (None, Err(e)) => self.telemetry.client_error("dead_letter", &e),
+            (None, Ok(())) => {}
         }
     }
 }
@@ -69,6 +80,8 @@ pub struct Bridge {
     dead_letters_topic: String,
     domain_labels: Vec<String>,
     ack_timeout: Duration,
+    /// Largest record the broker takes and the consumer reads.
+    max_record_bytes: usize,
     limits: DecodeLimits,
     telemetry: Arc<Telemetry>,
 }
@@ -80,8 +93,15 @@ impl Bridge {
         let ack_timeout = config.receiver.ack_timeout;
         let mut client = producer_config(&config.kafka);
         client.set("message.timeout.ms", ack_timeout.as_millis().to_string());
+        let message_max = config
+            .kafka
+            .producer
+            .get("message.max.bytes")
+            .or_else(|| config.kafka.client.get("message.max.bytes"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
         let producer = client
-            .create_with_context(Acks)
+            .create_with_context(Acks { telemetry: telemetry.clone() })
             .map_err(|e| StreamError::client("bridge producer", e))?;
         Ok(Bridge {
             producer,
@@ -89,6 +109,7 @@ impl Bridge {
             dead_letters_topic: config.kafka.topics.dead_letters.clone(),
             domain_labels: config.receiver.domain_labels.clone(),
             ack_timeout,
+            max_record_bytes: message_max.min(config.input.max_line_bytes),
             limits: config.input.decode,
             telemetry,
         })
@@ -110,6 +131,20 @@ impl Bridge {
             Ok(records) => records,
             Err(e) => return Reply::unavailable("split", &e),
         };
+        // A record the broker refuses, or the consumer would dead-letter
+        // whole, must be refused here, where the sender hears of it.
+        if let Some((_, big)) = records.iter().find(|(_, p)| p.len() > self.max_record_bytes) {
+            return Reply::refused(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                &format!(
+                    "the alerts make a Kafka record of {} bytes; records are limited to {} \
+                     (the smaller of message.max.bytes and input.max_line_bytes)",
+                    big.len(),
+                    self.max_record_bytes
+                ),
+            );
+        }
         let at_ms = received.unix_nanos() / 1_000_000;
         let mut waiting = Vec::with_capacity(records.len());
         for (domain, payload) in &records {
@@ -293,8 +328,9 @@ fn domain_of(alert: &Value, domain_labels: &[String]) -> String {
     let labels = alert.get("labels");
     domain_labels
         .iter()
-        .find_map(|name| labels.and_then(|l| l.get(name)).and_then(Value::as_str))
-        .filter(|value| !value.is_empty())
+        .find_map(|name| {
+            labels.and_then(|l| l.get(name)).and_then(Value::as_str).filter(|v| !v.is_empty())
+        })
         .unwrap_or(DEFAULT_DOMAIN)
         .to_owned()
 }

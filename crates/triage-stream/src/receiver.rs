@@ -292,10 +292,12 @@ async fn receive(shared: &Shared, endpoint: Endpoint, headers: &HeaderMap, body:
 /// The token and the body limit; the body's bytes when both pass.
 async fn admit(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<Bytes, Reply> {
     if let Some(token) = &shared.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let given =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+                // The scheme is case-insensitive (RFC 7235).
+                let (scheme, credentials) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(credentials)
+            });
         if !given.is_some_and(|given| same_secret(given.trim().as_bytes(), token.as_bytes())) {
             let what = if given.is_some() { "wrong bearer token" } else { "no bearer token" };
             return Err(Reply::refused(
@@ -322,17 +324,28 @@ async fn admit(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<Bytes
     {
         return Err(too_large(length.to_string()));
     }
-    // A body sent without a length (chunked) is cut off at the limit.
-    axum::body::to_bytes(body, limit).await.map_err(|_| too_large(format!("more than {limit}")))
+    // A body sent without a length (chunked) is cut off at the limit; a
+    // body that breaks off is not "too large".
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let inner = e.into_inner();
+        if inner.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            too_large(format!("more than {limit}"))
+        } else {
+            Reply::refused(
+                StatusCode::BAD_REQUEST,
+                "body_unreadable",
+                &format!("the request body could not be read: {inner}"),
+            )
+        }
+    })
 }
 
-/// Compares without an early exit, so timing does not reveal how much of
-/// a guessed token was right.
+/// Compares the SHA-256 digests of both without an early exit, so timing
+/// reveals neither how much of a guess was right nor the token's length.
 fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    if given.len() != expected.len() {
-        return false;
-    }
-    given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    use sha2::Digest as _;
+    let (given, expected) = (sha2::Sha256::digest(given), sha2::Sha256::digest(expected));
+    given.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 fn into_response(reply: Reply) -> Response {
@@ -360,6 +373,7 @@ mod tests {
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abd", b"abc"));
         assert!(!same_secret(b"ab", b"abc"));
+        assert!(!same_secret(b"", b"abc"));
     }
 
     #[test]

@@ -646,7 +646,7 @@ impl EventSink for OutputSink<'_> {
             .headers(headers);
         self.send(record);
         let _span = partition_span(self.partition);
-        self.telemetry.dropped_alert(alert.position, alert.reason);
+        self.telemetry.dropped_alert(alert.position, alert.reason, true);
     }
 }
 

@@ -232,8 +232,10 @@ impl Standalone {
             inner.dirty = true;
             self.telemetry.tick();
         }
-        if let Some(e) = inner.failure.take() {
-            return Err(StreamError::Output(e));
+        if let Some(e) = &inner.failure {
+            // Kept, so that no later save records state whose events
+            // were not written.
+            return Err(StreamError::Output(io::Error::new(e.kind(), e.to_string())));
         }
         let inner_ref = &mut *inner;
         let metrics = &self.telemetry.metrics;
@@ -268,7 +270,9 @@ impl Standalone {
     fn save(&self, inner: &mut Inner) -> Result<(), StreamError> {
         inner.last_save = Instant::now();
         let Some(path) = &self.config.live.state_file else { return Ok(()) };
-        if !inner.dirty {
+        // After a failed write the correlator holds alerts whose events are
+        // lost; the last good save lets a restart take them again.
+        if !inner.dirty || inner.failure.is_some() {
             return Ok(());
         }
         let started = Instant::now();
@@ -341,14 +345,15 @@ impl EventSink for FileSink<'_> {
     }
 
     fn dropped(&mut self, alert: DroppedAlert) {
-        self.telemetry.dropped_alert(alert.position, alert.reason);
+        let kept = self.outputs.rejects.is_some();
+        self.telemetry.dropped_alert(alert.position, alert.reason, kept);
         let Some(rejects) = self.outputs.rejects.as_mut() else { return };
         let row = json!({
             "request": alert.position,
             "reason": alert.reason,
             "message": format!("alert {} dropped: {}", alert.fingerprint, alert.reason),
         });
-        if let Err(e) = writeln!(rejects, "{row}") {
+        if let Err(e) = writeln!(rejects, "{row}").and_then(|()| rejects.flush()) {
             self.failure.get_or_insert(e);
         }
     }

@@ -187,8 +187,8 @@ impl Telemetry {
         });
     }
 
-    pub(crate) fn dropped_alert(&self, position: u64, reason: &'static str) {
-        self.rejected(reason, true);
+    pub(crate) fn dropped_alert(&self, position: u64, reason: &'static str, kept: bool) {
+        self.rejected(reason, kept);
         self.warn_limited("alert_dropped", |held_back| {
             tracing::warn!(position, reason, held_back, "alert dropped");
         });
@@ -342,6 +342,14 @@ impl Telemetry {
             "responders still had notifications queued at shutdown; on Kafka they are sent again \
              after the restart"
         );
+    }
+
+    pub(crate) fn responders_paused(&self, paused: bool, held: usize) {
+        if paused {
+            tracing::warn!(held, "a responder queue is full: incidents partitions paused");
+        } else {
+            tracing::info!("responder queues have room: incidents partitions resumed");
+        }
     }
 
     pub(crate) fn responder_partition(&self, partition: i32, settled_before: i64) {

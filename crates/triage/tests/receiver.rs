@@ -122,6 +122,9 @@ fn what_the_receiver_cannot_take_is_refused_with_a_reason_and_kept() {
 
     let taken = http(port, "POST", "/webhook", &auth, good.as_bytes(), false);
     assert_eq!((taken.status, taken.json()["accepted"].as_u64()), (200, Some(1)), "{}", taken.body);
+    let lowercase = [("Authorization", "bearer s3cr3t-token")];
+    let lowercase = http(port, "POST", "/api/v2/alerts", &lowercase, good.as_bytes(), false);
+    assert_eq!(lowercase.status, 200, "the scheme is case-insensitive: {}", lowercase.body);
 
     let garbage = http(port, "POST", "/webhook", &auth, b"{not json", false);
     assert_eq!(garbage.status, 400);
@@ -165,7 +168,7 @@ fn what_the_receiver_cannot_take_is_refused_with_a_reason_and_kept() {
     assert_eq!(rejects[2]["alert"], 1);
     let log = std::fs::read_to_string(dir.path("triage.log")).unwrap_or_default();
     assert!(!log.contains("s3cr3t-token"), "the token is never logged");
-    assert!(log.contains("requests=9 refused=7"), "{log}");
+    assert!(log.contains("requests=10 refused=7"), "{log}");
 }
 
 #[test]

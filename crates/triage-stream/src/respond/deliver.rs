@@ -73,11 +73,6 @@ impl Queue {
             mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => job,
         })
     }
-
-    /// Queues, waiting for room (from a thread outside the runtime).
-    pub fn put(&self, job: Job) -> Result<(), Job> {
-        self.sender.blocking_send(job).map_err(|e| e.0)
-    }
 }
 
 /// Starts the task delivering to `prepared` on the current runtime.

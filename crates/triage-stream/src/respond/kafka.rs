@@ -9,8 +9,10 @@
 //!    so a restart neither re-pages them nor forgets that an incident was
 //!    paged (its update still re-pages on escalation; its resolve still
 //!    goes out).
-//! 2. Later events go to the responders' queues, waiting for room: the
-//!    topic is the buffer, memory stays bounded.
+//! 2. Later events go to the responders' queues. When one is full, the
+//!    notices that do not fit are held, in order, and the partitions are
+//!    paused until they fit: the topic is the buffer, memory stays bounded,
+//!    and the consumer keeps polling (so it stays in its group).
 //! 3. An offset is committed only once every notice of the events before
 //!    it was delivered, refused or given up (counted and logged), and as
 //!    soon as it is (within a few milliseconds). A crash re-sends at most
@@ -18,12 +20,19 @@
 //!    flight; PagerDuty folds a repeated trigger into the open alert by its
 //!    `dedup_key`.
 //!
+//! On revoke, what is still out gets up to `live.shutdown_timeout` to
+//! settle before the commit; held notices of revoked partitions are not
+//! sent (the next owner reads them again from the commit), and the memory
+//! of what was sent is dropped, to be rebuilt from the partitions read
+//! again. A group without a committed offset starts at the end of each
+//! partition, remembering the history without paging it.
+//!
 //! Reading from the beginning keeps recovery independent of where the
 //! committed offset falls inside a record batch, and the incidents topic is
 //! compacted by incident id, so its size follows the incidents kept, not
 //! the events sent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,6 +46,7 @@ use triage_model::IncidentEvent;
 
 use crate::error::StreamError;
 use crate::respond::Responders;
+use crate::respond::deliver::{Job, Outcome};
 use crate::service::{Control, base_config};
 use crate::telemetry::Telemetry;
 
@@ -73,11 +83,18 @@ struct Shared {
     topic: String,
     progress: BTreeMap<i32, Progress>,
     fatal: Option<StreamError>,
+    /// Settlements reported by the delivery tasks: (partition, offset).
+    settled: mpsc::Receiver<(i32, i64)>,
+    /// Notices that did not fit their queue yet, in order, with the
+    /// partition they came from.
+    held: VecDeque<(i32, Job)>,
+    paused: bool,
 }
 
 struct Context {
     shared: Mutex<Shared>,
     telemetry: Arc<Telemetry>,
+    responders: Arc<Responders>,
     timeout: Duration,
 }
 
@@ -113,11 +130,15 @@ impl ConsumerContext for Context {
                 };
                 let topic = shared.topic.clone();
                 for element in committed.elements() {
+                    let partition = element.partition();
                     let settled_before = match element.offset() {
                         Offset::Offset(o) => o,
-                        _ => 0,
+                        // A new group pages from now on: the history is
+                        // remembered, not sent.
+                        _ => consumer
+                            .fetch_watermarks(&shared.topic, partition, self.timeout)
+                            .map_or(0, |(_, high)| high),
                     };
-                    let partition = element.partition();
                     shared.progress.insert(
                         partition,
                         Progress {
@@ -136,12 +157,34 @@ impl ConsumerContext for Context {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                // What is still out will be re-read by the next owner from
-                // the last commit; commit what is settled now.
-                commit(consumer, &mut shared, &self.telemetry);
-                for element in tpl.elements() {
-                    shared.progress.remove(&element.partition());
+                let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                // Held notices are not sent: the next owner reads them
+                // again from the commit, which stays below them.
+                let before = shared.held.len();
+                shared.held.retain(|(partition, _)| !revoked.contains(partition));
+                let dropped = before - shared.held.len();
+                let deadline = Instant::now() + self.timeout;
+                loop {
+                    let _ = settle(&mut shared);
+                    let pending: usize = revoked
+                        .iter()
+                        .filter_map(|p| shared.progress.get(p))
+                        .map(|progress| progress.pending.values().sum::<usize>())
+                        .sum();
+                    // What is queued or in flight has had its chance.
+                    if pending <= dropped || Instant::now() > deadline {
+                        break;
+                    }
+                    drop(shared);
+                    std::thread::sleep(SETTLE_WAIT);
+                    shared = self.lock();
                 }
+                commit(consumer, &mut shared, &self.telemetry);
+                for partition in &revoked {
+                    shared.progress.remove(partition);
+                }
+                shared.paused = false;
+                self.responders.forget();
                 let _ = consumer.unassign();
             }
             _ => {
@@ -201,13 +244,18 @@ pub fn start_kafka_responders(
         .set("group.id", &config.responders.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
+    let (settled_tx, settled_rx) = mpsc::channel::<(i32, i64)>();
     let context = Context {
         shared: Mutex::new(Shared {
             topic: kafka.topics.incidents.clone(),
             progress: BTreeMap::new(),
             fatal: None,
+            settled: settled_rx,
+            held: VecDeque::new(),
+            paused: false,
         }),
         telemetry: telemetry.clone(),
+        responders: responders.clone(),
         timeout: config.live.shutdown_timeout,
     };
     let consumer: BaseConsumer<Context> = client
@@ -222,10 +270,11 @@ pub fn start_kafka_responders(
         .name("triage-responder-consumer".into())
         .spawn(move || {
             let _span = tracing::info_span!("responders").entered();
-            let result = consume(&consumer, &responders, &shutdown, bound);
+            let result = consume(&consumer, &responders, &settled_tx, &shutdown, bound);
             runtime.block_on(responders.drain(bound));
             // What drained is settled: commit it before leaving.
             let mut shared = consumer.context().lock();
+            let _ = settle(&mut shared);
             commit(&consumer, &mut shared, &consumer.context().telemetry);
             drop(shared);
             consumer.unsubscribe();
@@ -238,10 +287,10 @@ pub fn start_kafka_responders(
 fn consume(
     consumer: &BaseConsumer<Context>,
     responders: &Arc<Responders>,
+    settled_tx: &mpsc::Sender<(i32, i64)>,
     shutdown: &std::sync::atomic::AtomicBool,
     bound: Duration,
 ) -> Result<(), StreamError> {
-    let (settled_tx, settled_rx) = mpsc::channel::<(i32, i64)>();
     let telemetry = consumer.context().telemetry.clone();
     let mut last_commit = Instant::now();
     let mut waiting = false;
@@ -252,35 +301,12 @@ fn consume(
         if let Some(result) = consumer.poll(wait) {
             match result {
                 Ok(message) => {
-                    let (partition, offset) = (message.partition(), message.offset());
                     let payload = message.payload().unwrap_or_default();
-                    let event = serde_json::from_slice::<IncidentEvent>(payload).map(Arc::new);
+                    let event = serde_json::from_slice::<IncidentEvent>(payload)
+                        .map(Arc::new)
+                        .map_err(|e| e.to_string());
                     let mut shared = consumer.context().lock();
-                    let Some(progress) = shared.progress.get_mut(&partition) else { continue };
-                    progress.next = offset + 1;
-                    let event = match event {
-                        Ok(event) => event,
-                        Err(e) => {
-                            telemetry.responder_unreadable(partition, offset, &e.to_string());
-                            continue;
-                        }
-                    };
-                    if offset < progress.settled_before {
-                        drop(shared);
-                        responders.remember(&event);
-                        continue;
-                    }
-                    drop(shared);
-                    let sender = settled_tx.clone();
-                    let queued = responders.put(event, move |_| {
-                        let _ = sender.send((partition, offset));
-                    });
-                    if queued > 0 {
-                        let mut shared = consumer.context().lock();
-                        if let Some(progress) = shared.progress.get_mut(&partition) {
-                            *progress.pending.entry(offset).or_default() += queued;
-                        }
-                    }
+                    take(&mut shared, responders, settled_tx, &telemetry, &message, event);
                 }
                 Err(e) => telemetry.client_error("consume", &e.to_string()),
             }
@@ -289,10 +315,11 @@ fn consume(
         if let Some(e) = shared.fatal.take() {
             return Err(e);
         }
+        offer_held(consumer, &mut shared, responders);
         // Committed as soon as something settled, so that a crash re-sends
-        // at most the one notice per responder that was in flight; the
-        // period covers offsets that advanced without notices.
-        if settle(&mut shared, &settled_rx) > 0 || last_commit.elapsed() >= COMMIT_PERIOD {
+        // at most what was in flight; the period covers offsets that
+        // advanced without notices.
+        if settle(&mut shared) > 0 || last_commit.elapsed() >= COMMIT_PERIOD {
             commit(consumer, &mut shared, &telemetry);
             last_commit = Instant::now();
         }
@@ -302,20 +329,92 @@ fn consume(
     let deadline = Instant::now() + bound;
     while Instant::now() < deadline {
         let mut shared = consumer.context().lock();
-        let _ = settle(&mut shared, &settled_rx);
+        offer_held(consumer, &mut shared, responders);
+        let _ = settle(&mut shared);
         if shared.progress.values().all(|p| p.pending.is_empty()) {
             break;
         }
         drop(shared);
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(SETTLE_WAIT);
     }
     Ok(())
 }
 
+/// One incident event read: remembered when an earlier run settled it,
+/// else decided and queued (or held when its queue is full).
+fn take(
+    shared: &mut Shared,
+    responders: &Responders,
+    settled_tx: &mpsc::Sender<(i32, i64)>,
+    telemetry: &Telemetry,
+    message: &rdkafka::message::BorrowedMessage<'_>,
+    event: Result<Arc<IncidentEvent>, String>,
+) {
+    let (partition, offset) = (message.partition(), message.offset());
+    let Some(progress) = shared.progress.get_mut(&partition) else { return };
+    progress.next = offset + 1;
+    let event = match event {
+        Ok(event) => event,
+        Err(e) => {
+            telemetry.responder_unreadable(partition, offset, &e);
+            return;
+        }
+    };
+    if offset < progress.settled_before {
+        responders.remember(&event);
+        return;
+    }
+    let notices = responders.notices(&event);
+    if notices.is_empty() {
+        return;
+    }
+    *progress.pending.entry(offset).or_default() += notices.len();
+    for notice in notices {
+        let sender = settled_tx.clone();
+        let done: Box<dyn FnOnce(Outcome) + Send> = Box::new(move |_| {
+            let _ = sender.send((partition, offset));
+        });
+        let job = Job { notice, done: Some(done) };
+        // Order per responder: once something is held, the rest waits too.
+        if !shared.held.is_empty() {
+            shared.held.push_back((partition, job));
+            continue;
+        }
+        if let Err(job) = responders.try_queue(job) {
+            shared.held.push_back((partition, job));
+        }
+    }
+}
+
+/// Offers held notices again, in order; pauses the partitions while any
+/// are held, resumes once all fit.
+fn offer_held(consumer: &BaseConsumer<Context>, shared: &mut Shared, responders: &Responders) {
+    while let Some((partition, job)) = shared.held.pop_front() {
+        if let Err(job) = responders.try_queue(job) {
+            shared.held.push_front((partition, job));
+            break;
+        }
+    }
+    let stalled = !shared.held.is_empty();
+    if stalled != shared.paused
+        && let Ok(assignment) = consumer.assignment()
+    {
+        let switched =
+            if stalled { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
+        match switched {
+            Ok(()) => {
+                shared.paused = stalled;
+                consumer.context().telemetry.responders_paused(stalled, shared.held.len());
+            }
+            Err(e) => consumer.context().telemetry.client_error("consume", &e.to_string()),
+        }
+    }
+}
+
 /// Counts settled notices off their offsets; returns how many.
-fn settle(shared: &mut Shared, settled: &mpsc::Receiver<(i32, i64)>) -> usize {
+fn settle(shared: &mut Shared) -> usize {
     let mut count = 0;
-    while let Ok((partition, offset)) = settled.try_recv() {
+    while let Ok((partition, offset)) = shared.settled.try_recv() {
         count += 1;
         let Some(progress) = shared.progress.get_mut(&partition) else { continue };
         if let Some(left) = progress.pending.get_mut(&offset) {

@@ -28,7 +28,7 @@ use triage_config::ResponderSettings;
 use triage_model::IncidentEvent;
 
 use crate::error::StreamError;
-use crate::respond::deliver::{Job, Outcome, Queue};
+use crate::respond::deliver::{Job, Queue};
 use crate::respond::policy::Policy;
 use crate::respond::render::Prepared;
 use crate::telemetry::Telemetry;
@@ -113,26 +113,25 @@ impl Responders {
         }
     }
 
-    /// Kafka: decides and queues, waiting for room (never from inside the
-    /// runtime); `settled` runs once per notice when it is settled.
-    /// Returns how many notices were queued.
-    pub fn put(
-        &self,
-        event: Arc<IncidentEvent>,
-        settled: impl Fn(Outcome) + Clone + Send + 'static,
-    ) -> usize {
-        let notices = self.policy().decide(&event);
-        let mut queued = 0;
-        for notice in notices {
-            let target = notice.target;
-            let done = settled.clone();
-            let job = Job { notice, done: Some(Box::new(done)) };
-            match self.queue(target).map(|q| q.put(job)) {
-                Some(Ok(())) => queued += 1,
-                _ => self.telemetry.responder_dropped(&self.names[target]),
-            }
+    /// Kafka: the notices `event` causes, each to be queued with
+    /// [`Responders::try_queue`] in order.
+    pub fn notices(&self, event: &Arc<IncidentEvent>) -> Vec<policy::Notice> {
+        self.policy().decide(event)
+    }
+
+    /// Queues without waiting; a full (or drained) queue hands the job
+    /// back, for the caller to hold and offer again.
+    pub fn try_queue(&self, job: Job) -> Result<(), Job> {
+        match self.queue(job.notice.target) {
+            Some(queue) => queue.offer(job),
+            None => Err(job),
         }
-        queued
+    }
+
+    /// Forgets what was sent: after a rebalance the partitions are read
+    /// again from their beginning, and the memory is rebuilt from them.
+    pub fn forget(&self) {
+        self.policy().forget();
     }
 
     /// Feeds an event already handled before (below the committed offset)

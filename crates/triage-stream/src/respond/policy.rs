@@ -23,7 +23,10 @@
 //! - Webhook: every event, from the first that routes here.
 //!
 //! An event not newer than the last one handled for an incident (a
-//! re-delivery) changes nothing and sends nothing.
+//! re-delivery) changes nothing and sends nothing. A resolution of an
+//! incident with no memory of a page (standalone, after a restart) still
+//! resolves at PagerDuty where it routes: resolving an unknown `dedup_key`
+//! is harmless, leaving an alert open is not.
 
 use std::sync::Arc;
 
@@ -86,6 +89,11 @@ impl Policy {
     /// The responders, in configuration order.
     pub fn targets(&self) -> &[Target] {
         &self.targets
+    }
+
+    /// Forgets everything sent.
+    pub fn forget(&mut self) {
+        self.sent.clear();
     }
 
     /// Incidents currently engaged with some responder.
@@ -158,7 +166,17 @@ impl Policy {
                     }
                     action
                 }
-                None if resolved => None,
+                // Resolved with no memory of a page (a standalone restart):
+                // a resolve for an unknown dedup_key changes nothing at
+                // PagerDuty, a missed one leaves an alert open forever.
+                None if resolved => match kind {
+                    TargetKind::PagerDuty { .. }
+                        if self.routes_here(index, team, event.severity) =>
+                    {
+                        Some(Action::Resolve)
+                    }
+                    _ => None,
+                },
                 None if self.routes_here(index, team, event.severity) => {
                     self.sent.insert(key, now.clone());
                     Some(match kind {

@@ -115,6 +115,19 @@ fn an_incident_below_the_minimum_pages_once_it_escalates_into_it() {
 }
 
 #[test]
+fn a_resolution_with_no_memory_of_the_page_still_resolves_at_pagerduty() {
+    // Standalone after a restart: the declaration was paged by the process
+    // before; this one only sees the end.
+    let targets = vec![
+        target("pd", pagerduty("http://pd"), &[], Priority::P2),
+        target("chat", slack(), &[], Priority::P4),
+    ];
+    let mut policy = Policy::new(targets, 50);
+    let resolved = actions(&mut policy, event("resolved", 7, "P1", 80, &["checkout"]));
+    assert_eq!(resolved, [(0, Action::Resolve)], "resolve at PagerDuty, no orphan message");
+}
+
+#[test]
 fn a_team_without_its_own_responder_goes_to_the_default() {
     let targets = vec![
         target("web-team", pagerduty("http://pd"), &["team-web"], Priority::P4),
