@@ -504,7 +504,10 @@ fn responders_page_once_per_incident_and_lose_nothing_across_a_kill_9() {
     let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}")).replace(
         "  pagerduty: []",
         &format!(
-            "  pagerduty:\n    - {{name: pd, routing_key_file: {:?}, url: \"http://127.0.0.1:{}/v2/enqueue\"}}",
+            concat!(
+                "  pagerduty:\n    - {{name: pd, routing_key_file: {:?}, ",
+                "url: \"http://127.0.0.1:{}/v2/enqueue\"}}"
+            ),
             key.display().to_string(),
             pagerduty.port
         ),

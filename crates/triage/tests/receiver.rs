@@ -190,7 +190,10 @@ fn standalone_pages_pagerduty_slack_and_a_signed_webhook_once_per_incident() {
     );
     let slack_line = format!("  slack:\n    - {{name: chat, webhook_url_file: {slack_url}}}");
     let hook_line = format!(
-        "  webhooks:\n    - {{name: itsm, url: \"http://127.0.0.1:{}/hook\", hmac_key_file: {hmac_key}}}",
+        concat!(
+            "  webhooks:\n    - {{name: itsm, url: \"http://127.0.0.1:{}/hook\", ",
+            "hmac_key_file: {hmac_key}}}"
+        ),
         hook.port
     );
     let config = config_with(

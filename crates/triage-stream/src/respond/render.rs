@@ -207,7 +207,8 @@ fn slack_text(action: &Action, event: &IncidentEvent) -> String {
                 Some(other) => format!("merged into `{other}`"),
                 None => format!("resolved after {lasted}"),
             };
-            format!(":white_check_mark: *{}* {how} · was {}\n{footer}", event.title, event.severity)
+            let (title, severity) = (&event.title, event.severity);
+            format!(":white_check_mark: *{title}* {how} · was {severity}\n{footer}")
         }
         other => format!("{other:?}: {}", event.title),
     }

@@ -359,8 +359,11 @@ impl FakeHttp {
                 {
                     all.push((headers, body));
                 }
-                let answer = "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n\
-                              Content-Length: 20\r\nConnection: close\r\n\r\n{\"status\":\"success\"}";
+                let answer = concat!(
+                    "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n",
+                    "Content-Length: 20\r\nConnection: close\r\n\r\n",
+                    "{\"status\":\"success\"}"
+                );
                 let _ = reader.get_mut().write_all(answer.as_bytes());
             }
         });
