@@ -192,9 +192,10 @@ fn standalone_pages_pagerduty_slack_and_a_signed_webhook_once_per_incident() {
     let hook_line = format!(
         concat!(
             "  webhooks:\n    - {{name: itsm, url: \"http://127.0.0.1:{}/hook\", ",
-            "hmac_key_file: {hmac_key}}}"
+            "hmac_key_file: {}}}"
         ),
-        hook.port
+        hook.port,
+        hmac_key
     );
     let config = config_with(
         &dir,
