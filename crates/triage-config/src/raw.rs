@@ -41,6 +41,9 @@ pub struct RawConfig {
     /// State bounds.
     #[serde(default)]
     pub limits: RawLimits,
+    /// Content clustering.
+    #[serde(default)]
+    pub content: RawContent,
     /// Input bounds.
     #[serde(default)]
     pub input: RawInput,
@@ -230,6 +233,32 @@ pub struct RawKafka {
     /// librdkafka properties for the producers only. Default: none.
     #[serde(default)]
     pub producer: BTreeMap<String, String>,
+}
+
+/// `content:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContent {
+    /// Whether content clustering runs. Default: false.
+    pub enabled: Option<bool>,
+    /// Event time between two clustering runs. Default: 30s.
+    pub period: Option<DurationSpec>,
+    /// Largest feature distance between neighbours (0..2). Default: 0.5.
+    pub eps: Option<f32>,
+    /// Neighbours, itself included, that make a core point. Default: 3.
+    pub min_points: Option<usize>,
+    /// Most alerts in one run, the latest joined. Default: 2000.
+    pub max_points: Option<usize>,
+    /// Weight of the `alertname`. Default: 3.
+    pub alertname_weight: Option<f32>,
+    /// Weight of a `name=value` label. Default: 1.
+    pub label_weight: Option<f32>,
+    /// Weight of a volatile label's name. Default: 0.25.
+    pub volatile_weight: Option<f32>,
+    /// Weight of one `summary` word. Default: 0.5.
+    pub text_weight: Option<f32>,
+    /// Labels counted by name only. Default: instance, pod, host, ...
+    pub volatile_labels: Option<Vec<String>>,
 }
 
 /// `live:`

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use triage_correlate::content::ContentSettings;
 use triage_correlate::{
     DeclarePolicy, Grouping, Level, Limits, Settings, SeverityPolicy, UpdatePolicy,
 };
@@ -12,8 +13,8 @@ use triage_model::{AlertSeverity, DurationSpec};
 use triage_topology::{ServiceSpec, Topology};
 
 use crate::raw::{
-    RawConfig, RawDeclare, RawGrouping, RawInput, RawKafka, RawLevel, RawLimits, RawLive,
-    RawReceiver, RawService, RawSeverity, RawUpdates,
+    RawConfig, RawContent, RawDeclare, RawGrouping, RawInput, RawKafka, RawLevel, RawLimits,
+    RawLive, RawReceiver, RawService, RawSeverity, RawUpdates,
 };
 use crate::{
     Config, ConfigError, ConfigErrors, InputLimits, KafkaSettings, LiveSettings, ReceiverSettings,
@@ -103,6 +104,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     settings.quiet_period = raw.resolve.quiet_period.map_or(settings.quiet_period, |d| d.0);
     updates(&mut errors, raw.updates, &mut settings.updates);
     limits(&mut errors, raw.limits, &mut settings.limits);
+    content(&mut errors, raw.content, &mut settings.content);
     let input = input(&mut errors, raw.input);
     let responders = crate::responders::validate(&mut errors, raw.responders);
     let live = live(&mut errors, raw.live);
@@ -347,6 +349,43 @@ fn valid_topic_name(name: &str) -> bool {
         && name != "."
         && name != ".."
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+fn content(errors: &mut Errors, c: RawContent, content: &mut ContentSettings) {
+    content.enabled = c.enabled.unwrap_or(content.enabled);
+    content.period = errors.positive("content.period", c.period, content.period);
+    if let Some(eps) = c.eps {
+        if eps > 0.0 && eps <= 2.0 {
+            content.eps = eps;
+        } else {
+            errors.push("content.eps", format!("{eps} is not a distance in (0, 2]"));
+        }
+    }
+    match c.min_points {
+        Some(n) if n < 2 => errors.push("content.min_points", "must be at least 2"),
+        Some(n) => content.min_points = n,
+        None => {}
+    }
+    content.max_points =
+        errors.at_least_one("content.max_points", c.max_points, content.max_points);
+    let weights = [
+        ("content.alertname_weight", c.alertname_weight, &mut content.alertname_weight),
+        ("content.label_weight", c.label_weight, &mut content.label_weight),
+        ("content.volatile_weight", c.volatile_weight, &mut content.volatile_weight),
+        ("content.text_weight", c.text_weight, &mut content.text_weight),
+    ];
+    for (path, value, slot) in weights {
+        match value {
+            Some(w) if !(w >= 0.0 && w.is_finite()) => {
+                errors.push(path, format!("{w} is not a weight (0 or more)"));
+            }
+            Some(w) => *slot = w,
+            None => {}
+        }
+    }
+    if let Some(labels) = c.volatile_labels {
+        content.volatile_labels = labels;
+    }
 }
 
 fn live(errors: &mut Errors, l: RawLive) -> LiveSettings {

@@ -512,6 +512,10 @@ pub fn explain_reason(alert: &AlertState, topology: &Topology) -> String {
             let labels = alert.traits.fallback_desc.as_deref().unwrap_or("fallback labels");
             format!("service not in the catalog; same {labels} as alert {via}, {gap} later")
         }
+        JoinReason::Content { via, distance_milli } => format!(
+            "content similar to alert {via} (distance {:.3}), merged in by content clustering",
+            f64::from(*distance_milli) / 1000.0
+        ),
         JoinReason::Merged { via, was_incident } => match was_incident {
             Some(id) => format!("opened incident {id}, merged in when alert {via} linked both"),
             None => format!("opened a group that merged in when alert {via} linked both"),

@@ -39,6 +39,10 @@ pub const DIMS: usize = 32;
 /// The knobs of content features and clustering.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ContentSettings {
+    /// Whether content clustering runs at all.
+    pub enabled: bool,
+    /// Event time between two clustering runs.
+    pub period: std::time::Duration,
     /// Largest distance between two neighbours.
     pub eps: f32,
     /// Neighbours (itself included) that make a point a core point.
@@ -60,6 +64,8 @@ pub struct ContentSettings {
 impl Default for ContentSettings {
     fn default() -> Self {
         ContentSettings {
+            enabled: false,
+            period: std::time::Duration::from_secs(30),
             eps: 0.5,
             min_points: 3,
             max_points: 2_000,
@@ -88,7 +94,7 @@ impl Default for ContentSettings {
 }
 
 /// An alert's content as a unit vector.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Features(pub [f32; DIMS]);
 
 /// FNV-1a 64 of `parts`, separated: fixed, so features never change

@@ -110,6 +110,8 @@ pub struct Correlator {
     strings: FxHashMap<Box<str>, Arc<str>>,
     stats: Stats,
     links: Vec<Link>,
+    /// When the next content clustering pass runs (event time).
+    pub(crate) next_content_at: Option<Timestamp>,
 }
 
 impl Correlator {
@@ -142,6 +144,7 @@ impl Correlator {
             strings: FxHashMap::default(),
             stats: Stats::default(),
             links: Vec::new(),
+            next_content_at: None,
         }
     }
 
@@ -333,6 +336,8 @@ impl Correlator {
                 runbook: None,
             },
         };
+        let content = (self.settings.content.enabled && record.status == AlertStatus::Firing)
+            .then(|| Box::new(crate::content::features(record, &self.settings.content)));
         Observation {
             fingerprint: record.fingerprint,
             status: record.status,
@@ -341,6 +346,7 @@ impl Correlator {
             event_time: record.event_time(),
             traits,
             position,
+            content,
         }
     }
 
@@ -420,12 +426,102 @@ impl Correlator {
                 break;
             }
             let observation = entry.remove();
+            self.content_passes_before(time, sink);
             self.fire_timers_before(time, sink);
             self.watermark = self.watermark.max(time);
             let _changed = self.apply(*observation, time, sink);
         }
+        self.content_passes_before(limit, sink);
         self.fire_timers_before(limit, sink);
         self.watermark = self.watermark.max(limit);
+    }
+
+    /// Runs the content clustering passes due at or before `limit`, each
+    /// at its own instant, after the timers due before it: the instants are
+    /// multiples of `content.period`, so they do not depend on how input
+    /// was batched.
+    fn content_passes_before<S: EventSink>(&mut self, limit: Timestamp, sink: &mut S) {
+        if !self.settings.content.enabled || limit == Timestamp::MAX {
+            return;
+        }
+        let period = self.settings.content.period.as_nanos().max(1) as i64;
+        let after = |t: Timestamp| {
+            Timestamp::from_unix_nanos((t.unix_nanos().div_euclid(period) + 1) * period)
+        };
+        let mut at = *self.next_content_at.get_or_insert_with(|| after(limit));
+        while at <= limit {
+            self.fire_timers_before(at, sink);
+            self.content_pass(at, sink);
+            at = after(at);
+        }
+        self.next_content_at = Some(at);
+    }
+
+    /// One clustering run over the firing alerts of the open window, at
+    /// most `max_points` of them (the latest joined): groups whose alerts
+    /// fall in one cluster merge into the oldest (a declared incident
+    /// first), each absorbed opener recording the member it is closest to.
+    fn content_pass<S: EventSink>(&mut self, now: Timestamp, sink: &mut S) {
+        let since = now.minus(self.settings.grouping.window);
+        let mut points: Vec<(Timestamp, Fingerprint, GroupId, crate::content::Features)> = self
+            .alerts
+            .values()
+            .filter(|a| a.status == AlertStatus::Firing && a.joined_at >= since)
+            .filter(|a| self.groups.get(&a.group).is_some_and(|g| g.joinable))
+            .filter_map(|a| a.content.as_ref().map(|c| (a.joined_at, a.fingerprint, a.group, **c)))
+            .collect();
+        points.sort_by_key(|p| (p.0, p.1));
+        let max = self.settings.content.max_points;
+        if points.len() > max {
+            points.drain(..points.len() - max);
+        }
+        let features: Vec<_> = points.iter().map(|p| p.3).collect();
+        let labels = crate::content::cluster(&features, &self.settings.content);
+        let mut clusters: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (index, label) in labels.iter().enumerate() {
+            if let Some(label) = label {
+                clusters.entry(*label).or_default().push(index);
+            }
+        }
+        for members in clusters.values() {
+            let mut groups: Vec<GroupId> = members.iter().map(|&i| points[i].2).collect();
+            groups.sort_unstable();
+            groups.dedup();
+            // A group merged by an earlier cluster of this pass is gone.
+            groups.retain(|g| self.groups.contains_key(g));
+            if groups.len() < 2 {
+                continue;
+            }
+            let survivor = groups
+                .iter()
+                .copied()
+                .find(|g| self.groups.get(g).is_some_and(|g| g.incident.is_some()))
+                .unwrap_or(groups[0]);
+            for &absorbed in groups.iter().filter(|&&g| g != survivor) {
+                let Some(opener) = self.groups.get(&absorbed).map(|g| g.opener.0) else {
+                    continue;
+                };
+                let from = members.iter().map(|&i| &points[i]).find(|p| p.2 == absorbed);
+                let Some(from) = from.map(|p| p.3) else { continue };
+                let closest = members
+                    .iter()
+                    .map(|&i| &points[i])
+                    .filter(|p| p.2 == survivor)
+                    .map(|p| (crate::content::distance(&from, &p.3), p.1))
+                    .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let Some((distance, via)) = closest else { continue };
+                self.merge(survivor, absorbed, via, now, sink);
+                if let Some(alert) = self.alerts.get_mut(&opener) {
+                    alert.reason = JoinReason::Content {
+                        via,
+                        distance_milli: (distance * 1000.0).round() as u32,
+                    };
+                    alert.reason_text = Default::default();
+                }
+                self.stats.content_merges += 1;
+            }
+            self.after_change(survivor, true, now, sink);
+        }
     }
 
     fn fire_timers_before<S: EventSink>(&mut self, limit: Timestamp, sink: &mut S) {
@@ -569,6 +665,7 @@ impl Correlator {
             reason,
             reason_text: Default::default(),
             joined_at: now,
+            content: obs.content,
         };
         self.alerts.insert(fp, state);
         self.set_expiry(fp, obs.ends_at.filter(|e| *e > obs.starts_at));

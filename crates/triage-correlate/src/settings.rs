@@ -30,6 +30,9 @@ pub struct Settings {
     pub updates: UpdatePolicy,
     /// Bounds on state.
     pub limits: Limits,
+    /// Content clustering of alerts topology and the label rule did not
+    /// link.
+    pub content: crate::content::ContentSettings,
 }
 
 /// Grouping bounds.
@@ -199,6 +202,7 @@ impl Default for Settings {
                 max_alerts_listed: 100,
                 tombstone_retention: Duration::from_secs(3600),
             },
+            content: crate::content::ContentSettings::default(),
         }
     }
 }

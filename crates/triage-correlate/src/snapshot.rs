@@ -41,6 +41,9 @@ pub struct Snapshot {
     tombstone_queue: Vec<(Timestamp, Fingerprint)>,
     groups: Vec<Group>,
     timers: Timers,
+    /// When the next content clustering pass runs.
+    #[serde(default)]
+    next_content_at: Option<Timestamp>,
 }
 
 /// Why a snapshot cannot be restored.
@@ -91,6 +94,7 @@ impl Snapshot {
             tombstone_queue: c.tombstone_queue.iter().copied().collect(),
             groups: c.groups.values().cloned().collect(),
             timers: c.timers.clone(),
+            next_content_at: c.next_content_at,
         }
     }
 
@@ -122,6 +126,7 @@ impl Snapshot {
         c.joinable = self.groups.iter().filter(|g| g.joinable).count();
         c.groups = self.groups.into_iter().map(|g| (g.id, g)).collect();
         c.timers = self.timers;
+        c.next_content_at = self.next_content_at;
         Ok(())
     }
 }

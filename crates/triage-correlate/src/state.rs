@@ -54,6 +54,9 @@ pub struct Observation {
     pub traits: AlertTraits,
     /// Where the record came from (line number, Kafka offset).
     pub position: u64,
+    /// Content features, when content clustering is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Box<crate::content::Features>>,
 }
 
 /// Why an alert is in its group.
@@ -79,6 +82,14 @@ pub enum JoinReason {
         via: Fingerprint,
         /// Event time between the two alerts, nanoseconds.
         gap_nanos: i64,
+    },
+    /// It opened a group that content clustering merged into this one:
+    /// its content is within `eps` of `via`'s.
+    Content {
+        /// The member alert of the surviving group it is closest to.
+        via: Fingerprint,
+        /// Their feature distance, in thousandths.
+        distance_milli: u32,
     },
     /// It opened a group that was merged into this one when `via` linked
     /// both.
@@ -117,6 +128,9 @@ pub struct AlertState {
     pub reason_text: std::cell::OnceCell<Arc<str>>,
     /// When it joined (event time).
     pub joined_at: Timestamp,
+    /// Content features, when content clustering is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Box<crate::content::Features>>,
 }
 
 /// What a closed alert leaves behind: enough to recognise a late

@@ -33,6 +33,8 @@ pub struct Stats {
     pub groups_opened: u64,
     /// Groups merged into another.
     pub groups_merged: u64,
+    /// Of those, merged by content clustering.
+    pub content_merges: u64,
     /// Groups closed early because `max_open_groups` was reached.
     pub groups_force_closed: u64,
     /// Groups that ended without being declared.

@@ -476,3 +476,50 @@ fn a_third_grouping_strategy_plugs_in_beside_topology_and_the_label_rule() {
     assert_eq!(run(false), 2);
     assert_eq!(run(true), 1);
 }
+
+#[test]
+fn content_clustering_merges_the_same_problem_on_unconnected_services() {
+    // Three leaves of the shop with no dependency between them report the
+    // same problem: topology cannot link them, content can.
+    let disks: Vec<Labels<'static>> = ["payments-db", "redis", "search-index"]
+        .iter()
+        .enumerate()
+        .map(|(i, service)| alert("DiskAlmostFull", service, "warning", &format!("node-{i}")))
+        .collect();
+    let later = alert("Heartbeat", "", "info", "a");
+    let records: Vec<AlertRecord<'static>> = disks
+        .iter()
+        .enumerate()
+        .map(|(i, labels)| firing(labels, i as i64 * 5))
+        .chain([firing(&later, 120)])
+        .collect();
+
+    let mut off = Harness::new(Settings::default());
+    assert!(off.feed(&records).finish().is_empty(), "three lone warnings: nothing declared");
+    assert_eq!(off.engine.stats().content_merges, 0);
+
+    let mut settings = Settings::default();
+    settings.content.enabled = true;
+    let mut on = Harness::new(settings.clone());
+    let events = on.feed(&records).finish().to_vec();
+    assert_eq!(on.engine.stats().content_merges, 2, "{events:#?}");
+    assert_eq!(incident_ids(&events).len(), 1, "one incident of three services: {events:#?}");
+    let last = &events[events.len() - 1];
+    assert_eq!(last.alert_count, 3);
+    let reasons: Vec<&str> = last.alerts.iter().map(|a| &*a.reason).collect();
+    assert_eq!(reasons.iter().filter(|r| r.starts_with("content similar to alert")).count(), 2);
+
+    // Same input, same output, whatever the batches: a restart from a
+    // snapshot between every record changes nothing.
+    let mut restarted = Correlator::new(Arc::new(settings.clone()), shop(), 0);
+    let mut sink = CollectingSink::default();
+    for (i, r) in records.iter().enumerate() {
+        let json = serde_json::to_string(&restarted.snapshot()).unwrap_or_default();
+        let snapshot = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        restarted = Correlator::restore(Arc::new(settings.clone()), shop(), snapshot)
+            .unwrap_or_else(|e| panic!("{e}"));
+        restarted.ingest(r, i as u64, &mut sink);
+    }
+    restarted.finish(&mut sink);
+    assert_eq!(sink.events, events);
+}

@@ -194,8 +194,7 @@ fn standalone_pages_pagerduty_slack_and_a_signed_webhook_once_per_incident() {
             "  webhooks:\n    - {{name: itsm, url: \"http://127.0.0.1:{}/hook\", ",
             "hmac_key_file: {}}}"
         ),
-        hook.port,
-        hmac_key
+        hook.port, hmac_key
     );
     let config = config_with(
         &dir,
