@@ -3,7 +3,9 @@
 //! storm plus the mean per shape. The table in `docs/evaluation.md` comes
 //! from this run.
 //!
-//! Run: `cargo bench --bench quality`.
+//! Run: `cargo bench --bench quality` (`TRIAGE_BENCH_CONTENT=1` turns
+//! content clustering on for every shape, `TRIAGE_BENCH_CONTENT_EPS` sets
+//! its `eps`).
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -19,12 +21,24 @@ struct Shape {
 }
 
 fn main() {
-    let shapes = [
+    let mut shapes = [
         Shape { name: "shop (31)", config: reference_config(), faults: 24 },
         Shape { name: "layered (400)", config: config_for(layered_topology(400, 3)), faults: 40 },
         Shape { name: "deep chain (60)", config: config_for(deep_chain(60, 5)), faults: 20 },
         Shape { name: "wide fan-out (300)", config: config_for(wide_fanout(300, 9)), faults: 40 },
     ];
+    if std::env::var_os("TRIAGE_BENCH_CONTENT").is_some() {
+        for shape in &mut shapes {
+            let mut settings = (*shape.config.settings).clone();
+            settings.content.enabled = true;
+            if let Some(eps) =
+                std::env::var("TRIAGE_BENCH_CONTENT_EPS").ok().and_then(|v| v.parse().ok())
+            {
+                settings.content.eps = eps;
+            }
+            shape.config.settings = std::sync::Arc::new(settings);
+        }
+    }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,

@@ -10,7 +10,8 @@
 //! counting allocator measures the bytes held per active alert.
 //!
 //! Run: `cargo bench --bench throughput` (set `TRIAGE_BENCH_ALERTS` for
-//! another size; `taskset -c 1` pins it to one core).
+//! another size, `TRIAGE_BENCH_CONTENT=1` for content clustering on;
+//! `taskset -c 1` pins it to one core).
 
 // The counting allocator below is the one place that needs `unsafe`: it
 // forwards to the system allocator and only adds bookkeeping.
@@ -112,7 +113,10 @@ fn main() {
     let target: usize =
         std::env::var("TRIAGE_BENCH_ALERTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let specs = layered_topology(2000, 42);
-    let settings = Arc::new(Settings::default());
+    let mut settings = Settings::default();
+    // TRIAGE_BENCH_CONTENT=1: the same run with content clustering on.
+    settings.content.enabled = std::env::var_os("TRIAGE_BENCH_CONTENT").is_some();
+    let settings = Arc::new(settings);
     let topology = Arc::new(
         Topology::build(&specs, settings.grouping.max_hops).unwrap_or_else(|e| panic!("{e:?}")),
     );
