@@ -112,6 +112,11 @@ pub struct Correlator {
     links: Vec<Link>,
     /// When the next content clustering pass runs (event time).
     pub(crate) next_content_at: Option<Timestamp>,
+    /// An alert with content joined since the last pass. Without one, a
+    /// pass would see a subset of the last one's points, whose clusters
+    /// are already merged: it is skipped, which makes a long quiet gap
+    /// cost nothing.
+    pub(crate) content_dirty: bool,
 }
 
 impl Correlator {
@@ -145,6 +150,7 @@ impl Correlator {
             stats: Stats::default(),
             links: Vec::new(),
             next_content_at: None,
+            content_dirty: false,
         }
     }
 
@@ -450,7 +456,12 @@ impl Correlator {
         };
         let mut at = *self.next_content_at.get_or_insert_with(|| after(limit));
         while at <= limit {
+            if !self.content_dirty {
+                at = after(limit);
+                break;
+            }
             self.fire_timers_before(at, sink);
+            self.content_dirty = false;
             self.content_pass(at, sink);
             at = after(at);
         }
@@ -667,6 +678,7 @@ impl Correlator {
             joined_at: now,
             content: obs.content,
         };
+        self.content_dirty |= state.content.is_some();
         self.alerts.insert(fp, state);
         self.set_expiry(fp, obs.ends_at.filter(|e| *e > obs.starts_at));
         let shape_changed = self.join(group, fp, now);

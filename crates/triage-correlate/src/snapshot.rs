@@ -44,6 +44,9 @@ pub struct Snapshot {
     /// When the next content clustering pass runs.
     #[serde(default)]
     next_content_at: Option<Timestamp>,
+    /// Whether an alert with content joined since the last pass.
+    #[serde(default)]
+    content_dirty: bool,
 }
 
 /// Why a snapshot cannot be restored.
@@ -95,6 +98,7 @@ impl Snapshot {
             groups: c.groups.values().cloned().collect(),
             timers: c.timers.clone(),
             next_content_at: c.next_content_at,
+            content_dirty: c.content_dirty,
         }
     }
 
@@ -127,6 +131,7 @@ impl Snapshot {
         c.groups = self.groups.into_iter().map(|g| (g.id, g)).collect();
         c.timers = self.timers;
         c.next_content_at = self.next_content_at;
+        c.content_dirty = self.content_dirty;
         Ok(())
     }
 }
