@@ -53,6 +53,9 @@ struct StateFile {
     format: u32,
     next_request: u64,
     snapshot: Snapshot,
+    /// What the responders were told, so a restart pages nothing twice.
+    #[serde(default)]
+    responders: Vec<crate::respond::policy::Remembered>,
 }
 
 /// The in-process engine behind the receiver.
@@ -109,6 +112,9 @@ impl Standalone {
             Some(state) => {
                 let correlator = Correlator::restore(settings, topology, state.snapshot)
                     .map_err(|e| StreamError::Restore { partition: 0, message: e.to_string() })?;
+                if let Some(responders) = &responders {
+                    responders.recall(state.responders);
+                }
                 (correlator, state.next_request)
             }
             None => (Correlator::new(settings, topology, 0), 0),
@@ -280,6 +286,7 @@ impl Standalone {
             format: STATE_FORMAT,
             next_request: inner.next_request,
             snapshot: inner.correlator.snapshot(),
+            responders: self.responders.as_ref().map(|r| r.memory()).unwrap_or_default(),
         };
         let bytes = serde_json::to_vec(&state).map_err(StreamError::Snapshot)?;
         write_atomically(path, &bytes)

@@ -172,7 +172,7 @@ fn what_the_receiver_cannot_take_is_refused_with_a_reason_and_kept() {
 }
 
 #[test]
-fn standalone_pages_pagerduty_slack_and_a_signed_webhook_once_per_incident() {
+fn standalone_pages_pagerduty_slack_and_a_signed_webhook_once_per_incident_across_a_restart() {
     let dir = Scratch::new("standalone-responders");
     let (pagerduty, slack, hook) = (FakeHttp::start(), FakeHttp::start(), FakeHttp::start());
     let secret = |name: &str, value: &str| {
@@ -196,10 +196,12 @@ fn standalone_pages_pagerduty_slack_and_a_signed_webhook_once_per_incident() {
         ),
         hook.port, hmac_key
     );
+    let state_line = format!("state_file: {:?}", dir.path("state.json").display().to_string());
     let config = config_with(
         &dir,
         &[
             ("idle_advance: 1s", "idle_advance: 0s"),
+            ("state_file: \"\"", &state_line),
             ("  pagerduty: []", &pd_line),
             ("  slack: []", &slack_line),
             ("  webhooks: []", &hook_line),
@@ -207,12 +209,17 @@ fn standalone_pages_pagerduty_slack_and_a_signed_webhook_once_per_incident() {
     );
     let (_, lines) = storm(&dir, 6, 1);
     let port = free_port();
-    let mut service = start(&config, port, &dir);
-    for line in &lines {
-        assert_eq!(http(port, "POST", "/webhook", &[], line.as_bytes(), false).status, 200);
+    // Two runs with a restart in the middle: the state file carries what
+    // the responders were told, so the second run pages nothing twice.
+    let half = lines.len() / 2;
+    for part in [&lines[..half], &lines[half..]] {
+        let mut service = start(&config, port, &dir);
+        for line in part {
+            assert_eq!(http(port, "POST", "/webhook", &[], line.as_bytes(), false).status, 200);
+        }
+        // SIGTERM lets the responders' queues empty before the exit.
+        assert_eq!(service.terminate(STOP_WITHIN), Some(0));
     }
-    // SIGTERM lets the responders' queues empty before the exit.
-    assert_eq!(service.terminate(STOP_WITHIN), Some(0));
 
     // What the policy says the events call for, responder by responder.
     let events: Vec<triage_model::IncidentEvent> = lines_of(&dir.path("events.jsonl"))

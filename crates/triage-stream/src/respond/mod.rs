@@ -128,6 +128,16 @@ impl Responders {
         }
     }
 
+    /// What was sent, for the standalone state file.
+    pub fn memory(&self) -> Vec<policy::Remembered> {
+        self.policy().memory()
+    }
+
+    /// Takes back what a state file kept.
+    pub fn recall(&self, memory: Vec<policy::Remembered>) {
+        self.policy().recall(memory);
+    }
+
     /// Forgets what was sent: after a rebalance the partitions are read
     /// again from their beginning, and the memory is rebuilt from them.
     pub fn forget(&self) {

@@ -63,14 +63,25 @@ pub enum Action {
 }
 
 /// What was last sent to a responder about an incident.
-#[derive(Clone, Debug)]
-struct Sent {
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sent {
     /// The last event version handled (sent or not).
     version: u32,
     severity: Priority,
     blast: u64,
     services: usize,
     cause: Option<Arc<str>>,
+}
+
+/// One entry of the memory of what was sent, as a state file keeps it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Remembered {
+    /// The responder's name.
+    pub responder: String,
+    /// The incident.
+    pub incident: String,
+    /// What it was last told.
+    pub sent: Sent,
 }
 
 /// The routing and the memory of what was sent.
@@ -94,6 +105,31 @@ impl Policy {
     /// Forgets everything sent.
     pub fn forget(&mut self) {
         self.sent.clear();
+    }
+
+    /// What was sent, by responder name and incident, for a state file.
+    pub fn memory(&self) -> Vec<Remembered> {
+        let mut memory: Vec<Remembered> = self
+            .sent
+            .iter()
+            .map(|((index, incident), sent)| Remembered {
+                responder: self.targets[*index].name.clone(),
+                incident: incident.clone(),
+                sent: sent.clone(),
+            })
+            .collect();
+        memory.sort_by(|a, b| (&a.responder, &a.incident).cmp(&(&b.responder, &b.incident)));
+        memory
+    }
+
+    /// Takes back [`Policy::memory`]; responders no longer configured are
+    /// left out.
+    pub fn recall(&mut self, memory: Vec<Remembered>) {
+        for remembered in memory {
+            if let Some(index) = self.targets.iter().position(|t| t.name == remembered.responder) {
+                self.sent.insert((index, remembered.incident), remembered.sent);
+            }
+        }
     }
 
     /// Incidents currently engaged with some responder.
