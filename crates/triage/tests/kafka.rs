@@ -569,21 +569,27 @@ fn responders_page_once_per_incident_and_lose_nothing_across_a_kill_9() {
     assert_eq!(engine.terminate(Duration::from_secs(30)), Some(0));
 
     // Nothing lost: every page and every resolve of the uninterrupted run
-    // arrived, each incident's first request a trigger and, when it ended,
-    // its last a resolve. Nothing paged twice, but for what was in flight
-    // at the kill (sent, its commit a few milliseconds away): one request,
-    // two if the kill fell between two deliveries and their commit.
+    // arrived, in its order. Nothing paged twice: the only extra requests
+    // are repeats of the request just before (same incident, same action:
+    // what was delivered but not yet committed at the kill), which
+    // PagerDuty folds into the open alert by dedup_key. How many depends on
+    // what settled within the last commit round trip; a handful at most.
     let mut extra = 0;
     for (incident, actions) in &wanted {
         let got = paged.get(incident).cloned().unwrap_or_default();
-        assert_eq!(got.first().map(String::as_str), Some("trigger"), "{incident}: {got:?}");
-        if actions.last().map(String::as_str) == Some("resolve") {
-            assert_eq!(got.last().map(String::as_str), Some("resolve"), "{incident}: {got:?}");
+        let mut next = 0;
+        for (i, request) in got.iter().enumerate() {
+            if actions.get(next) == Some(request) {
+                next += 1;
+            } else if i > 0 && got[i - 1] == *request {
+                extra += 1;
+            } else {
+                panic!("{incident}: {request} out of order; wanted {actions:?}, got {got:?}");
+            }
         }
-        assert!(got.len() >= actions.len(), "{incident}: wanted {actions:?}, got {got:?}");
-        extra += got.len() - actions.len();
+        assert_eq!(next, actions.len(), "{incident}: wanted {actions:?}, got {got:?}");
     }
-    assert!(extra <= 2, "re-sent after the restart: {extra}; wanted {wanted:?}, got {paged:?}");
+    assert!(extra <= 8, "re-sent after the restart: {extra}; wanted {wanted:?}, got {paged:?}");
     let unknown: Vec<&String> = paged.keys().filter(|k| !wanted.contains_key(*k)).collect();
     assert!(unknown.is_empty(), "paged incidents the run never had: {unknown:?}");
 }

@@ -15,10 +15,9 @@
 //!    and the consumer keeps polling (so it stays in its group).
 //! 3. An offset is committed only once every notice of the events before
 //!    it was delivered, refused or given up (counted and logged), and as
-//!    soon as it is (within a few milliseconds). A crash re-sends at most
-//!    the notices settled in that gap and the one each responder had in
-//!    flight; PagerDuty folds a repeated trigger into the open alert by its
-//!    `dedup_key`.
+//!    soon as it is (within a few milliseconds). A crash re-sends only
+//!    what settled within the last commit round trip; PagerDuty folds a
+//!    repeated trigger into the open alert by its `dedup_key`.
 //!
 //! On revoke, what is still out gets up to `live.shutdown_timeout` to
 //! settle before the commit; held notices of revoked partitions are not
