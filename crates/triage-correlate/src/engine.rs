@@ -117,6 +117,10 @@ pub struct Correlator {
     /// are already merged: it is skipped, which makes a long quiet gap
     /// cost nothing.
     pub(crate) content_dirty: bool,
+    /// Alerts with content in the order they joined, so a pass finds the
+    /// window's alerts without walking every alert held. Derived: rebuilt
+    /// from the alerts after a restore.
+    content_recent: VecDeque<(Timestamp, Fingerprint)>,
 }
 
 impl Correlator {
@@ -151,6 +155,7 @@ impl Correlator {
             links: Vec::new(),
             next_content_at: None,
             content_dirty: false,
+            content_recent: VecDeque::new(),
         }
     }
 
@@ -283,6 +288,14 @@ impl Correlator {
     }
 
     fn rebuild_indexes(&mut self) {
+        let mut recent: Vec<(Timestamp, Fingerprint)> = self
+            .alerts
+            .values()
+            .filter(|a| a.content.is_some())
+            .map(|a| (a.joined_at, a.fingerprint))
+            .collect();
+        recent.sort_unstable();
+        self.content_recent = recent.into();
         let mut linkers = std::mem::take(&mut self.linkers);
         for linker in &mut linkers {
             self.feed_open_groups(linker.as_mut());
@@ -474,14 +487,19 @@ impl Correlator {
     /// first), each absorbed opener recording the member it is closest to.
     fn content_pass<S: EventSink>(&mut self, now: Timestamp, sink: &mut S) {
         let since = now.minus(self.settings.grouping.window);
+        while self.content_recent.front().is_some_and(|(at, _)| *at < since) {
+            self.content_recent.pop_front();
+        }
         let mut points: Vec<(Timestamp, Fingerprint, GroupId, crate::content::Features)> = self
-            .alerts
-            .values()
-            .filter(|a| a.status == AlertStatus::Firing && a.joined_at >= since)
+            .content_recent
+            .iter()
+            .filter_map(|(at, fp)| self.alerts.get(fp).filter(|a| a.joined_at == *at))
+            .filter(|a| a.status == AlertStatus::Firing)
             .filter(|a| self.groups.get(&a.group).is_some_and(|g| g.joinable))
             .filter_map(|a| a.content.as_ref().map(|c| (a.joined_at, a.fingerprint, a.group, **c)))
             .collect();
         points.sort_by_key(|p| (p.0, p.1));
+        points.dedup_by_key(|p| (p.0, p.1));
         let max = self.settings.content.max_points;
         if points.len() > max {
             points.drain(..points.len() - max);
@@ -503,12 +521,20 @@ impl Correlator {
             if groups.len() < 2 {
                 continue;
             }
+            // Content only adopts alerts nothing else placed: a group of
+            // one. Groups topology or the label rule built are kept apart
+            // even when their symptoms read alike (different faults raise
+            // the same symptom names).
+            let lone = |g: &GroupId| self.groups.get(g).is_some_and(|g| g.members.len() == 1);
             let survivor = groups
                 .iter()
                 .copied()
                 .find(|g| self.groups.get(g).is_some_and(|g| g.incident.is_some()))
+                .or_else(|| groups.iter().copied().find(|g| !lone(g)))
                 .unwrap_or(groups[0]);
-            for &absorbed in groups.iter().filter(|&&g| g != survivor) {
+            let absorbed: Vec<GroupId> =
+                groups.iter().copied().filter(|g| *g != survivor && lone(g)).collect();
+            for &absorbed in &absorbed {
                 let Some(opener) = self.groups.get(&absorbed).map(|g| g.opener.0) else {
                     continue;
                 };
@@ -678,7 +704,10 @@ impl Correlator {
             joined_at: now,
             content: obs.content,
         };
-        self.content_dirty |= state.content.is_some();
+        if state.content.is_some() {
+            self.content_dirty = true;
+            self.content_recent.push_back((now, fp));
+        }
         self.alerts.insert(fp, state);
         self.set_expiry(fp, obs.ends_at.filter(|e| *e > obs.starts_at));
         let shape_changed = self.join(group, fp, now);
