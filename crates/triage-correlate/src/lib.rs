@@ -22,6 +22,7 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
+pub use analysis::human_duration;
 pub use engine::{CollectingSink, Correlator, DroppedAlert, EventSink, incident_id};
 pub use settings::{
     DeclarePolicy, FlapPolicy, Grouping, Level, Limits, Settings, SeverityPolicy, UpdatePolicy,

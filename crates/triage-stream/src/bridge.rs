@@ -119,10 +119,11 @@ impl Bridge {
     pub async fn accept(&self, body: Bytes, endpoint: Endpoint, received: Timestamp) -> Reply {
         let (accepted, rejected) = {
             let decoded = decode_line(&body, &self.limits, Some(received));
-            match triage_body(&decoded) {
-                Ok(rows) => (decoded.map(|d| d.alerts.len()).unwrap_or_default(), rows),
+            let codes = reject_codes(&decoded);
+            match triage_body(decoded) {
+                Ok((decoded, rows)) => (decoded.alerts.len(), rows),
                 Err(reply) => {
-                    self.dead_letter(&body, endpoint, &reply, &reject_codes(&decoded));
+                    self.dead_letter(&body, endpoint, &reply, &codes);
                     return reply;
                 }
             }

@@ -123,10 +123,10 @@ impl Reply {
 }
 
 /// Sorts a decoded body: `Err` with a 400 when nothing in it is usable,
-/// else the rejected alerts as answer rows.
+/// else the decoded alerts and the rejected ones as answer rows.
 pub(crate) fn triage_body(
-    decoded: &Result<DecodedLine<'_>, DecodeError>,
-) -> Result<Vec<Value>, Reply> {
+    decoded: Result<DecodedLine<'_>, DecodeError>,
+) -> Result<(DecodedLine<'_>, Vec<Value>), Reply> {
     let decoded = match decoded {
         Ok(d) => d,
         Err(e) => return Err(Reply::refused(StatusCode::BAD_REQUEST, e.reason.code(), &e.message)),
@@ -147,7 +147,7 @@ pub(crate) fn triage_body(
         reply.body["rejected"] = Value::Array(rows);
         return Err(reply);
     }
-    Ok(rows)
+    Ok((decoded, rows))
 }
 
 /// The reject code of every refused part of a decoded body, for counting.
@@ -246,11 +246,7 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let ready = match &shared.intake {
-        Intake::Standalone(engine) => engine.ready(),
-        Intake::Bridge(_) => shared.telemetry.ready(),
-    };
-    if ready {
+    if shared.telemetry.ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
@@ -381,7 +377,7 @@ mod tests {
         let body = br#"[{"labels":{"alertname":"A"},"startsAt":"2024-05-01T12:00:00Z"},
                         {"labels":{"alertname":"B"},"startsAt":"yesterday"}]"#;
         let decoded = decode_line(body, &DecodeLimits::default(), None);
-        let rows = triage_body(&decoded).unwrap_or_default();
+        let rows = triage_body(decoded).map(|(_, rows)| rows).unwrap_or_default();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0]["index"], 1);
         assert_eq!(rows[0]["reason"], "timestamp");
@@ -391,14 +387,14 @@ mod tests {
     fn a_body_with_nothing_usable_is_a_400_naming_every_alert() {
         let body = br#"[{"labels":{"alertname":"B"},"startsAt":"yesterday"}]"#;
         let decoded = decode_line(body, &DecodeLimits::default(), None);
-        let reply = triage_body(&decoded).err();
+        let reply = triage_body(decoded).err();
         let reply = reply.map(|r| (r.status, r.body["reason"].clone(), r.body["rejected"].clone()));
         let (status, reason, rejected) = reply.unwrap_or_default();
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(reason, "no_usable_alert");
         assert_eq!(rejected.as_array().map(Vec::len), Some(1));
         let garbage = decode_line(b"{nope", &DecodeLimits::default(), None);
-        let reply = triage_body(&garbage).err().map(|r| r.body["reason"].clone());
+        let reply = triage_body(garbage).err().map(|r| r.body["reason"].clone());
         assert_eq!(reply, Some(json!("json")));
     }
 }

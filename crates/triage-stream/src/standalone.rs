@@ -13,11 +13,10 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use triage_config::Config;
@@ -63,7 +62,6 @@ pub struct Standalone {
     inner: Mutex<Inner>,
     config: Arc<Config>,
     telemetry: Arc<Telemetry>,
-    ready: AtomicBool,
     /// Where events are paged, when responders are configured.
     responders: Option<Arc<Responders>>,
 }
@@ -133,13 +131,7 @@ impl Standalone {
             failure: None,
             published: Stats::default(),
         };
-        Ok(Standalone {
-            inner: Mutex::new(inner),
-            config,
-            telemetry,
-            ready: AtomicBool::new(true),
-            responders,
-        })
+        Ok(Standalone { inner: Mutex::new(inner), config, telemetry, responders })
     }
 
     /// Where the correlator's output goes: the events file, the rejects
@@ -157,11 +149,6 @@ impl Standalone {
         }
     }
 
-    /// Whether requests are being taken.
-    pub fn ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the correlator half
         // updated in a way later requests would notice more than a lost
@@ -172,7 +159,7 @@ impl Standalone {
     /// Decodes one request body and feeds its alerts to the correlator.
     pub fn accept(&self, body: &[u8], endpoint: Endpoint, received: Timestamp) -> Reply {
         let mut inner = self.lock();
-        if inner.failure.is_some() || !self.ready() {
+        if inner.failure.is_some() || !self.telemetry.ready() {
             return Reply::unavailable("stopping", "triage is stopping; retry shortly");
         }
         let request = inner.next_request;
@@ -187,8 +174,8 @@ impl Standalone {
         for code in reject_codes(&decoded) {
             self.telemetry.rejected(code, kept);
         }
-        let rejected = match triage_body(&decoded) {
-            Ok(rows) => rows,
+        let (decoded, rejected) = match triage_body(decoded) {
+            Ok(sorted) => sorted,
             Err(reply) => {
                 match reply.body.get("rejected").and_then(Value::as_array) {
                     Some(rows) => {
@@ -201,9 +188,6 @@ impl Standalone {
                 self.telemetry.record(source, 0, started.elapsed());
                 return reply;
             }
-        };
-        let Ok(decoded) = decoded else {
-            return Reply::refused(StatusCode::BAD_REQUEST, "json", "body could not be decoded");
         };
         for row in &rejected {
             inner.keep_reject(request, endpoint, body, row);
@@ -260,7 +244,7 @@ impl Standalone {
 
     /// Stops taking requests and saves the state.
     pub fn close(&self) -> Result<StandaloneSummary, StreamError> {
-        self.ready.store(false, Ordering::Relaxed);
+        self.telemetry.set_ready(false);
         let mut inner = self.lock();
         if let Err(e) = inner.outputs.events.flush() {
             return Err(StreamError::Output(e));

@@ -164,13 +164,3 @@ impl Responders {
         }
     }
 }
-
-/// `45s`, `12m`, `3h05m`: how long an incident lasted, for people.
-pub(crate) fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m", secs / 60),
-        _ => format!("{}h{:02}m", secs / 3600, secs / 60 % 60),
-    }
-}

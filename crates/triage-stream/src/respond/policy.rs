@@ -194,11 +194,14 @@ impl Policy {
                         (TargetKind::Slack { .. }, None) => None,
                         (TargetKind::Webhook { .. }, _) => Some(Action::Forward),
                     };
-                    let entry = self.sent.entry(key).or_insert_with(|| now.clone());
-                    if action.is_some() {
-                        *entry = now.clone();
-                    } else {
-                        entry.version = now.version;
+                    // "Since last sent" counts from what was sent; a silent
+                    // event only moves the version on.
+                    if let Some(entry) = self.sent.get_mut(&key) {
+                        if action.is_some() {
+                            *entry = now.clone();
+                        } else {
+                            entry.version = now.version;
+                        }
                     }
                     action
                 }

@@ -202,7 +202,7 @@ fn slack_text(action: &Action, event: &IncidentEvent) -> String {
         ),
         Action::Close => {
             let ended = event.resolved_at.unwrap_or(event.at);
-            let lasted = crate::respond::human_duration(ended.since(event.first_alert_at));
+            let lasted = triage_correlate::human_duration(ended.since(event.first_alert_at));
             let how = match &event.merged_into {
                 Some(other) => format!("merged into `{other}`"),
                 None => format!("resolved after {lasted}"),
