@@ -5,7 +5,8 @@
 //!
 //! Run: `cargo bench --bench quality` (`TRIAGE_BENCH_CONTENT=1` turns
 //! content clustering on for every shape, `TRIAGE_BENCH_CONTENT_EPS` sets
-//! its `eps`).
+//! its `eps`; `TRIAGE_BENCH_DUMP=DIR` writes each storm's alerts, truth
+//! and incident events there, for reading the errors behind a score).
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -42,11 +43,11 @@ fn main() {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "| shape | seed | F1 | ARI | compression | top-1 | top-3 | s to declare | AM F1 | TW F1 |"
+        "| shape | seed | F1 | ARI | compression (perfect) | top-1 | top-3 | s to declare | AM F1 | TW F1 |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     for shape in &shapes {
-        let mut sums = [0.0f64; 8];
+        let mut sums = [0.0f64; 9];
         let seeds = [1u64, 2, 3];
         for &seed in &seeds {
             let spec = StormSpec {
@@ -57,6 +58,9 @@ fn main() {
                 ..StormSpec::default()
             };
             let r = evaluate_storm(&shape.config, &spec);
+            if let Some(dir) = std::env::var_os("TRIAGE_BENCH_DUMP") {
+                dump(std::path::Path::new(&dir), shape, &spec);
+            }
             let t = &r.triage;
             let row = [
                 t.pairwise_f1,
@@ -67,22 +71,39 @@ fn main() {
                 t.mean_seconds_to_declare,
                 r.alertmanager.pairwise_f1,
                 r.time_window.pairwise_f1,
+                r.truth_compression,
             ];
             for (sum, value) in sums.iter_mut().zip(row) {
                 *sum += value;
             }
             let _ = writeln!(
                 out,
-                "| {} | {seed} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} |",
-                shape.name, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7]
+                "| {} | {seed} | {:.3} | {:.3} | {:.3} ({:.3}) | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} |",
+                shape.name, row[0], row[1], row[2], row[8], row[3], row[4], row[5], row[6], row[7]
             );
         }
         let n = seeds.len() as f64;
         let m: Vec<f64> = sums.iter().map(|s| s / n).collect();
         let _ = writeln!(
             out,
-            "| **{} mean** | | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} |",
-            shape.name, m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]
+            "| **{} mean** | | {:.3} | {:.3} | {:.3} ({:.3}) | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} |",
+            shape.name, m[0], m[1], m[2], m[8], m[3], m[4], m[5], m[6], m[7]
         );
+    }
+}
+
+/// Writes a storm's alerts, truth and drained replay events as JSON lines.
+fn dump(dir: &std::path::Path, shape: &Shape, spec: &StormSpec) {
+    let storm = triage_sim::generate(&shape.config.topology, spec);
+    let events = triage_suite::replay_lines(&shape.config, &storm.lines, &[]);
+    let truth: Vec<String> =
+        storm.truth.iter().map(|r| serde_json::to_string(r).unwrap_or_default()).collect();
+    let stem = format!("{}-{}", shape.name.split(' ').next().unwrap_or("storm"), spec.seed);
+    let _ = std::fs::create_dir_all(dir);
+    for (suffix, lines) in [("alerts", &storm.lines), ("truth", &truth), ("events", &events)] {
+        let path = dir.join(format!("{stem}.{suffix}.jsonl"));
+        if let Err(e) = std::fs::write(&path, lines.join("\n") + "\n") {
+            eprintln!("{}: {e}", path.display());
+        }
     }
 }

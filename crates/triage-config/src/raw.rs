@@ -100,6 +100,9 @@ pub struct RawGrouping {
     /// How long after a group's symptoms on a service an alert below it may
     /// still join as their likelier cause. Default: 3m.
     pub max_cause_lag: Option<DurationSpec>,
+    /// Event time one dependency hop counts as when links compete.
+    /// Default: 1m.
+    pub hop_cost: Option<DurationSpec>,
     /// Labels the fallback rule matches on. Default: `[alertname, cluster]`.
     pub fallback_group_by: Option<Vec<String>>,
 }

@@ -715,9 +715,10 @@ impl Correlator {
     }
 
     /// Places an alert that has proposals; returns its group and reason.
-    /// When it explains several groups they merge into one survivor (the
-    /// oldest declared incident among them, else the best-linked group);
-    /// otherwise it joins the best proposal and merges nothing.
+    /// It joins the closest proposal. When that one explains its group,
+    /// every group the alert explains merges into one survivor (the oldest
+    /// declared incident among them, else the closest-linked group);
+    /// otherwise nothing merges.
     fn place_linked<S: EventSink>(
         &mut self,
         links: &[Link],
@@ -725,25 +726,28 @@ impl Correlator {
         now: Timestamp,
         sink: &mut S,
     ) -> Option<(GroupId, JoinReason)> {
-        let explaining: Vec<&Link> = links.iter().filter(|l| l.explains).collect();
-        let Some(best) = best_link(explaining.iter().copied()) else {
-            let best = best_link(links.iter())?;
-            return Some((best.group, best.reason.clone()));
-        };
-        let mut ids: Vec<GroupId> = explaining.iter().map(|l| l.group).collect();
+        let hop_cost = self.settings.grouping.hop_cost;
+        let closest = closest_link(links.iter(), hop_cost)?;
+        // A symptom of something that has just started alerting below it
+        // is not the cause of a group it would explain from further away:
+        // the deep chain's faults would otherwise merge through it.
+        if !closest.explains {
+            return Some((closest.group, closest.reason.clone()));
+        }
+        let mut ids: Vec<GroupId> = links.iter().filter(|l| l.explains).map(|l| l.group).collect();
         ids.sort_unstable();
         ids.dedup();
         let survivor = ids
             .iter()
             .copied()
             .find(|id| self.groups.get(id).is_some_and(|g| g.incident.is_some()))
-            .unwrap_or(best.group);
+            .unwrap_or(closest.group);
         for id in ids {
             if id != survivor {
                 self.merge(survivor, id, via, now, sink);
             }
         }
-        Some((survivor, best.reason.clone()))
+        Some((survivor, closest.reason.clone()))
     }
 
     fn open_group(&mut self, obs: &Observation, now: Timestamp) -> GroupId {
@@ -1353,9 +1357,19 @@ impl Correlator {
     }
 }
 
-/// The strongest proposal: lowest rank, then oldest group.
-fn best_link<'a>(links: impl Iterator<Item = &'a Link>) -> Option<&'a Link> {
-    links.min_by_key(|l| (l.rank, l.group))
+/// The closest proposal: topology before the label rule, then least event
+/// time to the linked alert with each rank step (hop) counting as
+/// `hop_cost`, then the oldest group.
+fn closest_link<'a>(
+    links: impl Iterator<Item = &'a Link>,
+    hop_cost: std::time::Duration,
+) -> Option<&'a Link> {
+    let hop_nanos = i64::try_from(hop_cost.as_nanos()).unwrap_or(i64::MAX);
+    links.min_by_key(|l| {
+        let by_label_rule = l.rank >= crate::linker::LABEL_RULE_RANK;
+        let distance = i64::from(l.rank).saturating_mul(hop_nanos);
+        (by_label_rule, distance.saturating_add(l.reason.gap_nanos()), l.group)
+    })
 }
 
 /// `inc-` and 16 hex digits of FNV-1a over the partition and the opening

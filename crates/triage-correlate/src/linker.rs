@@ -6,11 +6,14 @@
 //! answers `propose` for a new alert. A proposal either only places the
 //! alert (it is a symptom of something in the group, or matches its labels)
 //! or also explains the group (the alert sits below the group's deepest
-//! alerting service: a likelier cause). The engine joins the best proposal
-//! (lowest rank, then oldest group); an alert that explains several groups
-//! merges them, since they are one fault seen from several sides. A symptom
-//! that several groups could explain (a user-facing service degraded by two
-//! faults at once) joins one and merges nothing.
+//! alerting service: a likelier cause). The engine joins the closest
+//! proposal (least event time to the linked alert, each rank step counting
+//! as `hop_cost`; topology before the label rule); an alert that explains
+//! several groups merges them, since they are one fault seen from several
+//! sides, unless a symptom link is closer still: it then joins that group
+//! and merges nothing. A symptom that several groups could explain (a
+//! user-facing service degraded by two faults at once) joins one and
+//! merges nothing.
 //! Topology and the label rule live here; content clustering plugs in as
 //! another implementation. Indexes are derived state: after a restore the
 //! engine rebuilds them by replaying `joined` for the members of open
@@ -66,7 +69,7 @@ pub trait Linker: Send {
 }
 
 /// Rank of label-rule proposals: weaker than any topology link.
-const LABEL_RULE_RANK: u32 = 1_000;
+pub(crate) const LABEL_RULE_RANK: u32 = 1_000;
 
 /// One (key, group) entry of a [`KeyIndex`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

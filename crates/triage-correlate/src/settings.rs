@@ -54,6 +54,12 @@ pub struct Grouping {
     /// Generous enough for cause rules with a longer `for:` than their
     /// symptoms' rules.
     pub max_cause_lag: Duration,
+    /// When an alert could join several groups, the closest link wins:
+    /// the one with the least event time to the linked service's latest
+    /// alert, each dependency hop counting as this much more. A service
+    /// that has just started alerting is a likelier link than one that
+    /// alerted minutes ago, however near in the graph.
+    pub hop_cost: Duration,
     /// For alerts whose service is unknown: alerts with equal values of
     /// these labels join one group.
     pub fallback_group_by: Vec<String>,
@@ -169,6 +175,7 @@ impl Default for Settings {
                 allowed_lateness: Duration::from_secs(30),
                 max_hops: 2,
                 max_cause_lag: Duration::from_secs(3 * 60),
+                hop_cost: Duration::from_secs(60),
                 fallback_group_by: ["alertname", "cluster"].map(String::from).to_vec(),
             },
             declare: DeclarePolicy {

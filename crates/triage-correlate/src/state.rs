@@ -101,6 +101,19 @@ pub enum JoinReason {
     },
 }
 
+impl JoinReason {
+    /// Event time between the alert and the member it was linked to, for
+    /// the links that have one.
+    pub fn gap_nanos(&self) -> i64 {
+        match self {
+            JoinReason::Topology { gap_nanos, .. } | JoinReason::LabelRule { gap_nanos, .. } => {
+                *gap_nanos
+            }
+            _ => 0,
+        }
+    }
+}
+
 /// One alert the engine tracks (by fingerprint).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertState {

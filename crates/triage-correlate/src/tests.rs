@@ -227,7 +227,8 @@ fn a_cause_below_two_incidents_merges_them_into_the_older() {
         survivor.alerts.iter().find(|a| &*a.alertname == "RedisDown").map(|a| a.reason.to_string());
     let why = why.unwrap_or_default();
     assert!(
-        why.starts_with("cart -> redis: cart depends on it (1 hop), a likelier cause"),
+        // search alerted last, so its link is the closest and names why.
+        why.starts_with("search -> redis: search depends on it (1 hop), a likelier cause"),
         "{why}"
     );
 }
@@ -251,9 +252,81 @@ fn a_symptom_of_two_incidents_joins_one_and_merges_nothing() {
         .to_vec();
     assert!(events.iter().all(|e| e.merged_into.is_none()));
     assert_eq!(h.engine.stats().distinct_incidents(), 2);
-    let first = last_of(&events, &incident_ids(&events)[0]).cloned();
-    assert_eq!(first.map(|e| e.alert_count), Some(3), "web joined the older incident");
+    // Both links are two hops; search-index alerted last, so it is closer.
+    let ids = incident_ids(&events);
+    let counts: Vec<_> = ids.iter().map(|id| last_of(&events, id).map(|e| e.alert_count)).collect();
+    assert_eq!(counts, [Some(2), Some(3)], "web joined the incident that alerted last");
+    let second = last_of(&events, &ids[1]).cloned().unwrap_or_else(|| panic!("no incident"));
+    let why = second.alerts.iter().find(|a| &*a.alertname == "SLOBurn").map(|a| a.reason.clone());
+    assert!(why.is_some_and(|w| w.starts_with("web -> search -> search-index")), "{second:#?}");
     assert_eq!(h.engine.stats().groups_merged, 0);
+}
+
+/// The incident whose last event lists the alert named `alertname`.
+fn holding<'a>(events: &'a [IncidentEvent], alertname: &str) -> Option<&'a IncidentEvent> {
+    let ids = incident_ids(events);
+    ids.iter()
+        .filter_map(|id| last_of(events, id))
+        .find(|e| e.alerts.iter().any(|a| &*a.alertname == alertname))
+}
+
+#[test]
+fn a_dependency_that_just_started_alerting_beats_a_stale_alert_on_the_same_service() {
+    let stale = alert("HighCPU", "cart", "warning", "a");
+    let redis: Vec<_> =
+        (0..2).map(|i| alert("RedisDown", "redis", "critical", &i.to_string())).collect();
+    let latency = alert("HighLatency", "cart", "error", "a");
+    // redis starts 200s after the stale alert: past max_cause_lag, so it
+    // is not that alert's cause and opens a group of its own.
+    let stream =
+        [firing(&stale, 0), firing(&redis[0], 200), firing(&redis[1], 200), firing(&latency, 220)];
+    let run = |hop_cost: u64| {
+        let mut settings = Settings::default();
+        settings.declare.min_alerts = 2;
+        settings.grouping.hop_cost = Duration::from_secs(hop_cost);
+        let mut h = Harness::new(settings);
+        h.feed(&stream).finish().to_vec()
+    };
+
+    // Same service, 220s ago, against one hop and 20s: 220s > 60s + 20s.
+    let events = run(60);
+    let with_redis = holding(&events, "RedisDown").unwrap_or_else(|| panic!("{events:#?}"));
+    let joined = with_redis.alerts.iter().find(|a| &*a.alertname == "HighLatency");
+    let why = joined.map(|a| a.reason.to_string()).unwrap_or_default();
+    assert!(
+        why.starts_with("cart -> redis: depends on alerting redis (1 hop); 20s after"),
+        "{why}"
+    );
+    assert!(with_redis.alerts.iter().all(|a| &*a.alertname != "HighCPU"));
+
+    // When a hop costs more than the time between, the same service wins.
+    let events = run(600);
+    let with_stale = holding(&events, "HighCPU").map(|e| e.alerts.len());
+    assert_eq!(with_stale, Some(2), "{events:#?}");
+}
+
+#[test]
+fn a_symptom_of_a_fresh_failure_below_it_does_not_merge_a_group_it_would_explain_from_afar() {
+    let mut settings = Settings::default();
+    settings.declare.min_alerts = 2;
+    // web -> checkout -> payment -> payments-db: web and payments-db are
+    // three hops apart, so each opens its own group. payment is one hop
+    // above the database that failed 10s before it and two hops below
+    // web's older alerts (checkout, between, is quiet).
+    let web: Vec<_> = (0..2).map(|i| alert("SLOBurn", "web", "error", &i.to_string())).collect();
+    let db: Vec<_> =
+        (0..2).map(|i| alert("PostgresDown", "payments-db", "critical", &i.to_string())).collect();
+    let payment = alert("HighErrorRate", "payment", "error", "a");
+    let mut h = Harness::new(settings);
+    let events = h
+        .feed(&[firing(&web[0], 0), firing(&web[1], 0)])
+        .feed(&[firing(&db[0], 100), firing(&db[1], 100), firing(&payment, 110)])
+        .finish()
+        .to_vec();
+    assert_eq!(h.engine.stats().groups_merged, 0, "{events:#?}");
+    let with_db = holding(&events, "PostgresDown").unwrap_or_else(|| panic!("{events:#?}"));
+    assert!(with_db.alerts.iter().any(|a| &*a.alertname == "HighErrorRate"), "{with_db:#?}");
+    assert_eq!(holding(&events, "SLOBurn").map(|e| e.alerts.len()), Some(2));
 }
 
 #[test]

@@ -30,6 +30,11 @@ pub struct Report {
     pub alertmanager: Scores,
     /// Fixed 5-minute windows.
     pub time_window: Scores,
+    /// The compression a perfect grouping reaches on this storm: one
+    /// incident per true incident, noise left alone. No grouping that
+    /// keeps true incidents apart can compress more; it is the ceiling to
+    /// read `compression` against.
+    pub truth_compression: f64,
 }
 
 /// Each alert's first start and last end in the input, in order of first
@@ -119,7 +124,16 @@ pub fn read_truth(input: impl BufRead) -> Result<Vec<TruthRow>, String> {
 
 /// Scores triage's `events` and both baselines on the same storm.
 pub fn evaluate(truth: &[TruthRow], facts: &[AlertFact], events: &[IncidentEvent]) -> Report {
+    let mut incidents: Vec<&str> = truth.iter().filter_map(|r| r.incident.as_deref()).collect();
+    incidents.sort_unstable();
+    incidents.dedup();
+    let truth_compression = if truth.is_empty() {
+        0.0
+    } else {
+        ((1.0 - incidents.len() as f64 / truth.len() as f64) * 1000.0).round() / 1000.0
+    };
     Report {
+        truth_compression,
         triage: score(truth, &grouping_of(events), facts),
         alertmanager: score(truth, &baseline::alertmanager(facts, GROUP_WAIT), facts),
         time_window: score(truth, &baseline::time_windows(facts, TIME_WINDOW), facts),
@@ -148,5 +162,10 @@ pub fn table(report: &Report) -> String {
     row(&mut out, "root cause top-3", &|s| format!("{:.3}", s.root_cause_top3));
     row(&mut out, "seconds to declare (mean)", &|s| format!("{:.1}", s.mean_seconds_to_declare));
     row(&mut out, "true incidents missed", &|s| s.incidents_missed.to_string());
+    let _ = writeln!(
+        out,
+        "compression of a perfect grouping on this storm: {:.3}",
+        report.truth_compression
+    );
     out
 }
