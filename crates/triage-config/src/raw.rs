@@ -123,6 +123,8 @@ pub struct RawDeclare {
     /// Still firing this long after opening declares; `0` turns it off.
     /// Default: 15m.
     pub persist_for: Option<DurationSpec>,
+    /// Least severity of some alert for the services rule. Default: error.
+    pub min_services_severity: Option<String>,
     /// Least severity for the persistence rule. Default: warning.
     pub persist_min_severity: Option<String>,
 }

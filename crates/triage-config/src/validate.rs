@@ -190,6 +190,10 @@ fn declare(errors: &mut Errors, d: RawDeclare, declare: &mut DeclarePolicy) {
     if let Some(persist) = d.persist_for {
         declare.persist_for = (!persist.0.is_zero()).then_some(persist.0);
     }
+    if let Some(text) = d.min_services_severity {
+        declare.min_services_severity =
+            errors.severity("declare.min_services_severity", &text, declare.min_services_severity);
+    }
     if let Some(text) = d.persist_min_severity {
         declare.persist_min_severity =
             errors.severity("declare.persist_min_severity", &text, declare.persist_min_severity);

@@ -1084,7 +1084,9 @@ impl Correlator {
             .members
             .iter()
             .filter_map(|fp| self.alerts.get(fp))
-            .filter(|a| a.status == AlertStatus::Firing)
+            // Damping holds a flapping alert firing so the incident does
+            // not flap with it; that is not a threshold that persists.
+            .filter(|a| a.status == AlertStatus::Firing && !a.flapping)
             .map(|a| a.traits.severity)
             .max();
         if worst.is_some_and(|s| s >= floor) {
@@ -1208,7 +1210,9 @@ impl Correlator {
             return Some(format!("{alerts} alerts (min_alerts {})", policy.min_alerts));
         }
         let services = group.services.len();
-        if services >= policy.min_services as usize {
+        if services >= policy.min_services as usize
+            && group.max_severity >= policy.min_services_severity
+        {
             return Some(format!(
                 "{services} services alerting (min_services {})",
                 policy.min_services

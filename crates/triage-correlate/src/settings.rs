@@ -70,8 +70,11 @@ pub struct Grouping {
 pub struct DeclarePolicy {
     /// At least this many distinct alerts.
     pub min_alerts: u32,
-    /// At least this many alerting services.
+    /// At least this many alerting services...
     pub min_services: u32,
+    /// ...with an alert at least this severe: warnings on neighbouring
+    /// services minutes apart are more often coincidence than one fault.
+    pub min_services_severity: AlertSeverity,
     /// A critical alert on a service of this tier or more critical.
     pub critical_max_tier: Option<u8>,
     /// A critical alert on a user-facing service.
@@ -181,6 +184,7 @@ impl Default for Settings {
             declare: DeclarePolicy {
                 min_alerts: 5,
                 min_services: 3,
+                min_services_severity: AlertSeverity::Error,
                 critical_max_tier: Some(1),
                 critical_user_facing: true,
                 persist_for: Some(Duration::from_secs(15 * 60)),

@@ -330,6 +330,55 @@ fn a_symptom_of_a_fresh_failure_below_it_does_not_merge_a_group_it_would_explain
 }
 
 #[test]
+fn three_services_declare_only_with_an_alert_at_least_as_severe_as_min_services_severity() {
+    // web -> checkout -> payment: three related services, minutes apart.
+    let names = [("web", "HighCPU"), ("checkout", "DiskFillingUp"), ("payment", "PodRestarting")];
+    let run = |last_severity: &str| {
+        let records: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(i, (service, name))| {
+                let severity = if i == 2 { last_severity } else { "warning" };
+                firing(&alert(name, service, severity, "a"), i as i64 * 120)
+            })
+            .collect();
+        let mut h = Harness::new(Settings::default());
+        let events = h.feed(&records).finish().to_vec();
+        (events, h.engine.stats().groups_opened)
+    };
+    let (events, groups) = run("warning");
+    assert_eq!(groups, 1, "one group of three warnings");
+    assert!(events.is_empty(), "warnings only: not declared by min_services: {events:#?}");
+    let (events, _) = run("error");
+    let first = events.first().map(|e| e.declared_reason.clone());
+    assert_eq!(first.as_deref(), Some("3 services alerting (min_services 3)"));
+}
+
+#[test]
+fn a_flapping_alert_does_not_count_as_persisting() {
+    let probe = alert("ProbeFailing", "search", "warning", "a");
+    let steady = alert("DiskFillingUp", "search", "warning", "a");
+    // Up a minute, down half a minute, for 20 minutes: flapping from the
+    // fourth transition on, held firing by damping.
+    let mut flapping = Vec::new();
+    let mut t = 0;
+    while t < 20 * 60 {
+        flapping.push(firing(&probe, t));
+        flapping.push(resolved(&probe, t, t + 60));
+        t += 90;
+    }
+    let mut h = Harness::new(Settings::default());
+    let events = h.feed(&flapping).finish().to_vec();
+    assert!(events.is_empty(), "a flapping probe alone is not declared: {events:#?}");
+    assert!(h.engine.stats().groups_opened >= 1);
+
+    let mut h = Harness::new(Settings::default());
+    let events = h.feed(&[firing(&steady, 0), firing(&steady, 20 * 60)]).finish().to_vec();
+    let first = events.first().map(|e| e.declared_reason.clone());
+    assert_eq!(first.as_deref(), Some("still firing 15m00s after the first alert (persist_for)"));
+}
+
+#[test]
 fn severity_escalates_at_once_and_never_drops() {
     let mut settings = Settings::default();
     settings.declare.min_alerts = 2;
@@ -557,7 +606,7 @@ fn content_clustering_merges_the_same_problem_on_unconnected_services() {
     let disks: Vec<Labels<'static>> = ["payments-db", "redis", "search-index"]
         .iter()
         .enumerate()
-        .map(|(i, service)| alert("DiskAlmostFull", service, "warning", &format!("node-{i}")))
+        .map(|(i, service)| alert("DiskFull", service, "error", &format!("node-{i}")))
         .collect();
     let later = alert("Heartbeat", "", "info", "a");
     let records: Vec<AlertRecord<'static>> = disks
@@ -568,7 +617,7 @@ fn content_clustering_merges_the_same_problem_on_unconnected_services() {
         .collect();
 
     let mut off = Harness::new(Settings::default());
-    assert!(off.feed(&records).finish().is_empty(), "three lone warnings: nothing declared");
+    assert!(off.feed(&records).finish().is_empty(), "three lone errors: nothing declared");
     assert_eq!(off.engine.stats().content_merges, 0);
 
     let mut settings = Settings::default();
