@@ -23,6 +23,11 @@ use crate::state::{AlertState, Group, JoinReason, ServiceRef};
 const MAX_ROOT_CAUSES: usize = 3;
 /// Most runbooks listed.
 const MAX_RUNBOOKS: usize = 10;
+/// Alerts at least this severe are strong evidence. A service alerting
+/// only below it (a `HighCPU` warning, a certificate expiring soon) is
+/// weak: it does not take the place of a strongly alerting service above it
+/// as root cause, and ranks after the strong candidates.
+const STRONG: AlertSeverity = AlertSeverity::Error;
 
 /// What follows from a group's alerting services.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,9 +87,12 @@ impl Default for Analysis {
 /// every change of the group's shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scoring {
-    /// Alerting catalog services with their first alert.
-    alerting: Vec<(ServiceId, Timestamp)>,
+    /// Alerting catalog services with their first alert and whether they
+    /// alert at [`STRONG`] or above.
+    alerting: Vec<(ServiceId, Timestamp, bool)>,
     alerting_set: ServiceSet,
+    /// Those alerting at [`STRONG`] or above.
+    strong_set: ServiceSet,
     /// Root-cause candidates (unranked).
     candidates: Vec<ServiceId>,
     /// True when no service qualified and every alerting one is ranked.
@@ -101,24 +109,33 @@ pub struct Scoring {
 
 /// Scores a group: candidates, impacted services, blast radius, priority.
 pub fn score(group: &Group, topology: &Topology, settings: &Settings) -> Scoring {
-    let mut alerting: Vec<(ServiceId, Timestamp)> = Vec::new();
+    let mut alerting: Vec<(ServiceId, Timestamp, bool)> = Vec::new();
     let mut unknown = Vec::new();
     let mut alerting_set = topology.empty_set();
+    let mut strong_set = topology.empty_set();
     for (service, tally) in &group.services {
         match service {
             ServiceRef::Known(id) => {
-                alerting.push((*id, tally.first_at));
+                let strong = tally.max_severity >= STRONG;
+                alerting.push((*id, tally.first_at, strong));
                 alerting_set.insert(*id);
+                if strong {
+                    strong_set.insert(*id);
+                }
             }
             ServiceRef::Unknown(name) => unknown.push(name.to_string()),
             ServiceRef::Absent => {}
         }
     }
-    // A candidate has no alerting service below it but itself.
+    // A candidate has no alerting service below it but itself; for a
+    // strongly alerting one, no strongly alerting service.
     let mut candidates: Vec<ServiceId> = alerting
         .iter()
+        .filter(|&&(id, _, strong)| {
+            let below = if strong { &strong_set } else { &alerting_set };
+            topology.dependencies_set(id).count_common(below) == 1
+        })
         .map(|a| a.0)
-        .filter(|&id| topology.dependencies_set(id).count_common(&alerting_set) == 1)
         .collect();
     let in_cycle = candidates.is_empty() && !alerting.is_empty();
     if in_cycle {
@@ -138,7 +155,17 @@ pub fn score(group: &Group, topology: &Topology, settings: &Settings) -> Scoring
         .sum::<u64>()
         + policy.unknown_weight() * unknown.len() as u64;
     let priority = priority_of(score, group.max_severity, settings).0;
-    Scoring { alerting, alerting_set, candidates, in_cycle, impacted, unknown, score, priority }
+    Scoring {
+        alerting,
+        alerting_set,
+        strong_set,
+        candidates,
+        in_cycle,
+        impacted,
+        unknown,
+        score,
+        priority,
+    }
 }
 
 /// The full analysis of a group: its scoring, the ranked root causes with
@@ -169,35 +196,46 @@ pub fn analyse_scored(
     analysis
 }
 
-/// Ranks candidates by the share of alerting services they explain, then
-/// by who alerted first, then by name. When fewer than three qualify, the
-/// list goes on with the most explanatory other alerting services, marked
-/// as alternatives: responders get a second and third place to look when
-/// the deepest alert is itself a symptom or noise.
+/// Ranks candidates: strongly alerting ones first, then by the share of
+/// alerting services they explain, then by who alerted first, then by
+/// name. When fewer than three qualify, the list goes on with the most
+/// explanatory other alerting services, marked as alternatives: responders
+/// get a second and third place to look when the deepest alert is itself a
+/// symptom or noise.
 fn rank_root_causes(scoring: &Scoring, topology: &Topology) -> Vec<(ServiceId, f64, String)> {
     let alerting = &scoring.alerting;
     if alerting.is_empty() {
         return Vec::new();
     }
-    let first_at: FxHashMap<ServiceId, Timestamp> = alerting.iter().copied().collect();
+    let first_at: FxHashMap<ServiceId, Timestamp> =
+        alerting.iter().map(|&(id, at, _)| (id, at)).collect();
+    let strong = |id: ServiceId| scoring.strong_set.contains(id);
     let explained = |id: ServiceId| topology.dependents_set(id).count_common(&scoring.alerting_set);
     let rank = |ids: &mut dyn Iterator<Item = ServiceId>| {
         let mut ranked: Vec<(ServiceId, usize)> = ids.map(|id| (id, explained(id))).collect();
         ranked.sort_by(|a, b| {
-            b.1.cmp(&a.1)
+            strong(b.0)
+                .cmp(&strong(a.0))
+                .then(b.1.cmp(&a.1))
                 .then(first_at[&a.0].cmp(&first_at[&b.0]))
                 .then(topology.name(a.0).cmp(topology.name(b.0)))
         });
         ranked
     };
-    let why = if scoring.in_cycle {
-        "alerting services form a dependency cycle"
-    } else {
-        "no dependency of it is alerting"
+    let why = |id: ServiceId| {
+        if scoring.in_cycle {
+            "alerting services form a dependency cycle"
+        } else if !strong(id) && !scoring.strong_set.is_empty() {
+            "no dependency of it is alerting, but it alerts only below error"
+        } else if topology.dependencies_set(id).count_common(&scoring.alerting_set) > 1 {
+            "no dependency of it is alerting at error or above"
+        } else {
+            "no dependency of it is alerting"
+        }
     };
     let mut ranked: Vec<(ServiceId, usize, &str)> = rank(&mut scoring.candidates.iter().copied())
         .into_iter()
-        .map(|(id, count)| (id, count, why))
+        .map(|(id, count)| (id, count, why(id)))
         .collect();
     if ranked.len() < MAX_ROOT_CAUSES {
         let others = alerting.iter().map(|a| a.0).filter(|id| !scoring.candidates.contains(id));

@@ -813,10 +813,19 @@ impl Correlator {
         if alert.traits.service != ServiceRef::Absent {
             let tally = group.services.entry(alert.traits.service.clone()).or_insert_with(|| {
                 shape_changed = true;
-                ServiceTally { alerts: 0, first_at: alert.starts_at }
+                ServiceTally {
+                    alerts: 0,
+                    first_at: alert.starts_at,
+                    max_severity: alert.traits.severity,
+                }
             });
             tally.alerts += 1;
             tally.first_at = tally.first_at.min(alert.starts_at);
+            if alert.traits.severity > tally.max_severity {
+                // Strength decides root-cause candidates.
+                tally.max_severity = alert.traits.severity;
+                shape_changed = true;
+            }
         }
         if alert.traits.severity > group.max_severity {
             group.max_severity = alert.traits.severity;
@@ -907,6 +916,7 @@ impl Correlator {
                 group.services.entry(service).or_insert(ServiceTally { alerts: 0, ..tally });
             entry.alerts += tally.alerts;
             entry.first_at = entry.first_at.min(tally.first_at);
+            entry.max_severity = entry.max_severity.max(tally.max_severity);
         }
         group.firing += absorbed.firing;
         group.analysis = None;

@@ -185,7 +185,7 @@ impl Default for Settings {
                 min_alerts: 5,
                 min_services: 3,
                 min_services_severity: AlertSeverity::Error,
-                critical_max_tier: Some(1),
+                critical_max_tier: Some(3),
                 critical_user_facing: true,
                 persist_for: Some(Duration::from_secs(15 * 60)),
                 persist_min_severity: AlertSeverity::Warning,

@@ -161,6 +161,14 @@ pub struct ServiceTally {
     pub alerts: u32,
     /// Earliest start among them.
     pub first_at: Timestamp,
+    /// The most severe of them (snapshots from before it was kept read as
+    /// critical, which ranks causes as before).
+    #[serde(default = "most_severe")]
+    pub max_severity: AlertSeverity,
+}
+
+fn most_severe() -> AlertSeverity {
+    AlertSeverity::Critical
 }
 
 /// A declared incident riding on a group.

@@ -379,6 +379,30 @@ fn a_flapping_alert_does_not_count_as_persisting() {
 }
 
 #[test]
+fn a_warning_below_strong_symptoms_ranks_after_the_service_that_fails_strongly() {
+    let mut settings = Settings::default();
+    settings.declare.min_alerts = 3;
+    // checkout -> payment -> payments-db: the database only warns about a
+    // certificate; payment and checkout fail hard.
+    let cert = alert("CertExpiringSoon", "payments-db", "warning", "a");
+    let errors = alert("HighErrorRate", "payment", "error", "a");
+    let latency = alert("HighLatency", "checkout", "error", "a");
+    let mut h = Harness::new(settings);
+    let events =
+        h.feed(&[firing(&cert, 0), firing(&errors, 30), firing(&latency, 60)]).finish().to_vec();
+    let last = events.last().unwrap_or_else(|| panic!("nothing declared"));
+    assert_eq!(last.alert_count, 3, "{last:#?}");
+    let ranked: Vec<&str> = last.root_cause.iter().map(|r| &*r.service).collect();
+    assert_eq!(ranked, ["payment", "payments-db", "checkout"], "{last:#?}");
+    assert!(
+        last.root_cause[0].reason.starts_with("no dependency of it is alerting at error or above"),
+        "{:?}",
+        last.root_cause[0].reason
+    );
+    assert!(last.root_cause[1].reason.contains("it alerts only below error"));
+}
+
+#[test]
 fn severity_escalates_at_once_and_never_drops() {
     let mut settings = Settings::default();
     settings.declare.min_alerts = 2;

@@ -113,6 +113,11 @@ impl ServiceSet {
         self.words[id.index() / 64] & (1 << (id.index() % 64)) != 0
     }
 
+    /// Whether the set has no member.
+    pub fn is_empty(&self) -> bool {
+        self.words.iter().all(|&w| w == 0)
+    }
+
     /// Adds every member of `other`.
     pub fn union_with(&mut self, other: &ServiceSet) {
         for (a, b) in self.words.iter_mut().zip(other.words.iter()) {
