@@ -6,12 +6,13 @@
 //! propagation, noise and re-notifications) is measured two ways in the
 //! same run on one thread: parsing every line into owned structs with
 //! serde_json (the baseline), and the full engine (decode, correlate,
-//! render events as JSON). The ratio between them is printed. Then a
-//! counting allocator measures the bytes held per active alert.
+//! render events as JSON). The ratio between them is printed. The replay
+//! runs twice per round, with content clustering on (the default) and off,
+//! and the ratio of the two is printed too. Then a counting allocator
+//! measures the bytes held per active alert.
 //!
 //! Run: `cargo bench --bench throughput` (set `TRIAGE_BENCH_ALERTS` for
-//! another size, `TRIAGE_BENCH_CONTENT=1` for content clustering on;
-//! `taskset -c 1` pins it to one core).
+//! another size; `taskset -c 1` pins it to one core).
 
 // The counting allocator below is the one place that needs `unsafe`: it
 // forwards to the system allocator and only adds bookkeeping.
@@ -113,10 +114,10 @@ fn main() {
     let target: usize =
         std::env::var("TRIAGE_BENCH_ALERTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let specs = layered_topology(2000, 42);
-    let mut settings = Settings::default();
-    // TRIAGE_BENCH_CONTENT=1: the same run with content clustering on.
-    settings.content.enabled = std::env::var_os("TRIAGE_BENCH_CONTENT").is_some();
-    let settings = Arc::new(settings);
+    let settings = Arc::new(Settings::default());
+    let mut without_content = Settings::default();
+    without_content.content.enabled = !settings.content.enabled;
+    let without_content = Arc::new(without_content);
     let topology = Arc::new(
         Topology::build(&specs, settings.grouping.max_hops).unwrap_or_else(|e| panic!("{e:?}")),
     );
@@ -137,13 +138,16 @@ fn main() {
     let mut parse_best = Duration::MAX;
     let mut decode_best = Duration::MAX;
     let mut replay_best = Duration::MAX;
+    let mut other_best = Duration::MAX;
     let (mut events, mut event_bytes) = (0, 0);
     let mut stats = triage_correlate::Stats::default();
-    // TRIAGE_BENCH_PROFILE=1 runs the replay alone, for a profiler.
+    let mut other_stats = triage_correlate::Stats::default();
+    // TRIAGE_BENCH_PROFILE=1 runs the replays alone, for a profiler.
     let profiling = std::env::var_os("TRIAGE_BENCH_PROFILE").is_some();
     for _ in 0..5 {
         if profiling {
             let _ = time_replay(&lines, &settings, &topology);
+            let _ = time_replay(&lines, &without_content, &topology);
             continue;
         }
         parse_best = parse_best.min(time_parse(&lines));
@@ -151,7 +155,12 @@ fn main() {
         let run = time_replay(&lines, &settings, &topology);
         replay_best = replay_best.min(run.elapsed);
         (events, event_bytes, stats) = (run.events, run.event_bytes, run.stats);
+        let other = time_replay(&lines, &without_content, &topology);
+        other_best = other_best.min(other.elapsed);
+        other_stats = other.stats;
     }
+    let on = if settings.content.enabled { "on" } else { "off" };
+    let off = if settings.content.enabled { "off" } else { "on" };
     let rate = |d: Duration| lines.len() as f64 / d.as_secs_f64();
     let _ =
         writeln!(out, "{:<44} {:>12} {:>14}", "case (best of 5, one thread)", "time", "alerts/s");
@@ -178,8 +187,21 @@ fn main() {
     );
     let _ = writeln!(
         out,
+        "{:<44} {:>12.3?} {:>14.0}",
+        format!("replay, content clustering {off}"),
+        other_best,
+        rate(other_best)
+    );
+    let _ = writeln!(
+        out,
         "replay / parse ratio: {:.2} ({events} incident events, {event_bytes} bytes)",
         rate(replay_best) / rate(parse_best)
+    );
+    let _ = writeln!(
+        out,
+        "content clustering {on} / {off} ratio: {:.2} ({} content merges with it on)",
+        rate(replay_best) / rate(other_best),
+        stats.content_merges.max(other_stats.content_merges)
     );
 
     let _ = writeln!(
@@ -205,7 +227,9 @@ fn main() {
 /// faults (each propagating up to three hops to the callers with two to six
 /// instances per affected service), 2,600 noise alerts an hour on random
 /// services, 520 flapping alerts, 130 fleet-wide events (12-30 hosts, no
-/// service label), and every firing alert re-sent every two minutes, as
+/// service label), 130 shared causes outside the catalog (one alert with
+/// one text on 4-10 unrelated services), and every firing alert re-sent
+/// every two minutes, as
 /// Alertmanager does with a short `group_interval`.
 fn storm_lines(topology: &Topology, target: usize) -> Vec<String> {
     // This shape yields about 540,000 lines a day; generate enough days,
@@ -218,6 +242,7 @@ fn storm_lines(topology: &Topology, target: usize) -> Vec<String> {
         noise_per_hour: 2600,
         flapping: (520.0 * days) as u32,
         fleet_events: (130.0 * days).max(1.0) as u32,
+        shared_causes: (130.0 * days).max(1.0) as u32,
         renotify_every: Duration::from_secs(2 * 60),
         pad_to_bytes: 1024,
         api_v2_share: 0.0,

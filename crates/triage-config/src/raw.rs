@@ -252,6 +252,8 @@ pub struct RawContent {
     pub eps: Option<f32>,
     /// Neighbours, itself included, that make a core point. Default: 3.
     pub min_points: Option<usize>,
+    /// Services a cluster's alerts must span to merge groups. Default: 3.
+    pub min_services: Option<usize>,
     /// Most alerts in one run, the latest joined. Default: 2000.
     pub max_points: Option<usize>,
     /// Weight of the `alertname`. Default: 3.

@@ -371,6 +371,8 @@ fn content(errors: &mut Errors, c: RawContent, content: &mut ContentSettings) {
         Some(n) => content.min_points = n,
         None => {}
     }
+    content.min_services =
+        errors.at_least_one("content.min_services", c.min_services, content.min_services);
     content.max_points =
         errors.at_least_one("content.max_points", c.max_points, content.max_points);
     let weights = [

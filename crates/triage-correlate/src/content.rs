@@ -47,6 +47,11 @@ pub struct ContentSettings {
     pub eps: f32,
     /// Neighbours (itself included) that make a point a core point.
     pub min_points: usize,
+    /// Distinct services (a missing service label counts as one) a
+    /// cluster's alerts must span before it merges groups: two faults that
+    /// happen to raise the same alert at once are two incidents, while a
+    /// cause outside the catalog reaches many services.
+    pub min_services: usize,
     /// Most points in one clustering run.
     pub max_points: usize,
     /// Weight of the `alertname` token.
@@ -68,6 +73,7 @@ impl Default for ContentSettings {
             period: std::time::Duration::from_secs(30),
             eps: 0.5,
             min_points: 3,
+            min_services: 3,
             max_points: 2_000,
             alertname_weight: 3.0,
             label_weight: 1.0,

@@ -481,28 +481,62 @@ impl Correlator {
         self.next_content_at = Some(at);
     }
 
-    /// One clustering run over the firing alerts of the open window, at
-    /// most `max_points` of them (the latest joined): groups whose alerts
-    /// fall in one cluster merge into the oldest (a declared incident
-    /// first), each absorbed opener recording the member it is closest to.
+    /// Whether content clustering may move `group`: it says one thing (all
+    /// its members carry the opener's `alertname`: one alert on many
+    /// instances, or a group content built). A group that topology grew
+    /// from a fault and its symptoms says several things; different faults
+    /// raise the same symptom names, so content never merges such groups.
+    fn says_one_thing(&self, group: &Group) -> bool {
+        let Some(opener) = self.alerts.get(&group.opener.0) else {
+            return false;
+        };
+        let name = &opener.traits.alertname;
+        group.joinable
+            && group
+                .members
+                .iter()
+                .all(|fp| self.alerts.get(fp).is_some_and(|a| a.traits.alertname == *name))
+    }
+
+    /// One clustering run over the firing alerts of the open window whose
+    /// groups say one thing (see [`Self::says_one_thing`]), at most
+    /// `max_points` of them, the latest joined. Groups all of whose points
+    /// fall in one cluster merge into one survivor (a declared incident
+    /// first, else the oldest); each absorbed group's opener records the
+    /// member of the survivor it is closest to, and the survivor is
+    /// rescored once.
     fn content_pass<S: EventSink>(&mut self, now: Timestamp, sink: &mut S) {
         let since = now.minus(self.settings.grouping.window);
         while self.content_recent.front().is_some_and(|(at, _)| *at < since) {
             self.content_recent.pop_front();
         }
-        let mut points: Vec<(Timestamp, Fingerprint, GroupId, crate::content::Features)> = self
-            .content_recent
-            .iter()
-            .filter_map(|(at, fp)| self.alerts.get(fp).filter(|a| a.joined_at == *at))
-            .filter(|a| a.status == AlertStatus::Firing)
-            .filter(|a| self.groups.get(&a.group).is_some_and(|g| g.joinable))
-            .filter_map(|a| a.content.as_ref().map(|c| (a.joined_at, a.fingerprint, a.group, **c)))
-            .collect();
+        let mut eligible: FxHashMap<GroupId, bool> = FxHashMap::default();
+        let mut points: Vec<(Timestamp, Fingerprint, GroupId, crate::content::Features)> =
+            Vec::new();
+        for &(at, fp) in &self.content_recent {
+            let Some(alert) = self.alerts.get(&fp).filter(|a| a.joined_at == at) else {
+                continue;
+            };
+            let Some(content) = alert.content.as_ref() else { continue };
+            if alert.status != AlertStatus::Firing {
+                continue;
+            }
+            let group = alert.group;
+            let ok = *eligible
+                .entry(group)
+                .or_insert_with(|| self.groups.get(&group).is_some_and(|g| self.says_one_thing(g)));
+            if ok {
+                points.push((at, fp, group, **content));
+            }
+        }
         points.sort_by_key(|p| (p.0, p.1));
         points.dedup_by_key(|p| (p.0, p.1));
         let max = self.settings.content.max_points;
         if points.len() > max {
             points.drain(..points.len() - max);
+        }
+        if points.len() < self.settings.content.min_points.max(2) {
+            return;
         }
         let features: Vec<_> = points.iter().map(|p| p.3).collect();
         let labels = crate::content::cluster(&features, &self.settings.content);
@@ -512,33 +546,44 @@ impl Correlator {
                 clusters.entry(*label).or_default().push(index);
             }
         }
+        let mut points_of: FxHashMap<GroupId, usize> = FxHashMap::default();
+        for point in &points {
+            *points_of.entry(point.2).or_default() += 1;
+        }
         for members in clusters.values() {
-            let mut groups: Vec<GroupId> = members.iter().map(|&i| points[i].2).collect();
-            groups.sort_unstable();
-            groups.dedup();
-            // A group merged by an earlier cluster of this pass is gone.
-            groups.retain(|g| self.groups.contains_key(g));
+            let mut in_cluster: BTreeMap<GroupId, usize> = BTreeMap::new();
+            for &i in members {
+                *in_cluster.entry(points[i].2).or_default() += 1;
+            }
+            let services: std::collections::BTreeSet<&ServiceRef> = members
+                .iter()
+                .filter_map(|&i| self.alerts.get(&points[i].1))
+                .map(|a| &a.traits.service)
+                .collect();
+            if services.len() < self.settings.content.min_services {
+                continue;
+            }
+            // A group only partly in the cluster says something else too.
+            let groups: Vec<GroupId> = in_cluster
+                .iter()
+                .filter(|&(g, n)| points_of.get(g) == Some(n) && self.groups.contains_key(g))
+                .map(|(g, _)| *g)
+                .collect();
             if groups.len() < 2 {
                 continue;
             }
-            // Content only adopts alerts nothing else placed: a group of
-            // one. Groups topology or the label rule built are kept apart
-            // even when their symptoms read alike (different faults raise
-            // the same symptom names).
-            let lone = |g: &GroupId| self.groups.get(g).is_some_and(|g| g.members.len() == 1);
             let survivor = groups
                 .iter()
                 .copied()
                 .find(|g| self.groups.get(g).is_some_and(|g| g.incident.is_some()))
-                .or_else(|| groups.iter().copied().find(|g| !lone(g)))
                 .unwrap_or(groups[0]);
-            let absorbed: Vec<GroupId> =
-                groups.iter().copied().filter(|g| *g != survivor && lone(g)).collect();
-            for &absorbed in &absorbed {
+            for &absorbed in groups.iter().filter(|g| **g != survivor) {
                 let Some(opener) = self.groups.get(&absorbed).map(|g| g.opener.0) else {
                     continue;
                 };
-                let from = members.iter().map(|&i| &points[i]).find(|p| p.2 == absorbed);
+                let from = members.iter().map(|&i| &points[i]).find(|p| p.1 == opener);
+                let from =
+                    from.or_else(|| members.iter().map(|&i| &points[i]).find(|p| p.2 == absorbed));
                 let Some(from) = from.map(|p| p.3) else { continue };
                 let closest = members
                     .iter()
@@ -688,6 +733,17 @@ impl Correlator {
         self.links = links;
 
         let fp = obs.fingerprint;
+        // Content only ever moves groups that say one thing: an alert that
+        // joins a group opened by another alertname can never be one of its
+        // points, so its features are not kept (nor queued for a pass).
+        let content = obs.content.filter(|_| {
+            matches!(reason, JoinReason::Opened)
+                || self
+                    .groups
+                    .get(&group)
+                    .and_then(|g| self.alerts.get(&g.opener.0))
+                    .is_some_and(|opener| opener.traits.alertname == obs.traits.alertname)
+        });
         let state = AlertState {
             fingerprint: fp,
             traits: obs.traits,
@@ -702,7 +758,7 @@ impl Correlator {
             reason,
             reason_text: Default::default(),
             joined_at: now,
-            content: obs.content,
+            content,
         };
         if state.content.is_some() {
             self.content_dirty = true;

@@ -1,5 +1,6 @@
 //! The storm itself: faults, propagation, noise, flapping, re-notification,
-//! fleet-wide alerts, and the arrival order.
+//! fleet-wide alerts, shared causes outside the catalog, and the arrival
+//! order.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -28,6 +29,10 @@ pub struct StormSpec {
     pub flapping: u32,
     /// Fleet-wide events: one alertname on many hosts, no service label.
     pub fleet_events: u32,
+    /// Shared causes outside the catalog (an expired internal certificate,
+    /// failing DNS, a rotated signing key): services with no dependency
+    /// between them raise the same alert with the same error text at once.
+    pub shared_causes: u32,
     /// Firing alerts are re-sent this often (0: never).
     pub renotify_every: Duration,
     /// Records arrive up to this much after their event time.
@@ -50,6 +55,7 @@ impl Default for StormSpec {
             noise_per_hour: 30,
             flapping: 3,
             fleet_events: 1,
+            shared_causes: 1,
             renotify_every: Duration::from_secs(5 * 60),
             max_delay: Duration::from_secs(20),
             pad_to_bytes: 0,
@@ -73,7 +79,7 @@ pub struct Storm {
 pub struct TruthRow {
     /// The alert.
     pub fingerprint: Fingerprint,
-    /// `fault-N`, `fleet-N`, or `None` for noise.
+    /// `fault-N`, `fleet-N`, `shared-N`, or `None` for noise.
     pub incident: Option<String>,
     /// The service the fault started in.
     pub root_cause: Option<String>,
@@ -163,8 +169,41 @@ pub fn generate(topology: &Topology, spec: &StormSpec) -> Storm {
             occurrences.push((Occurrence { labels, summary, start, end }, Some(truth.clone())));
         }
     }
+    for event in 0..spec.shared_causes {
+        if ids.is_empty() {
+            break;
+        }
+        let t0 = spec.start.plus(Duration::from_secs(rng.below(span * 3 / 4)));
+        let length = Duration::from_secs(rng.between(5 * 60, 15 * 60));
+        let (name, text) = *rng.pick(&SHARED_CAUSES);
+        let truth = (format!("shared-{event}"), String::new());
+        let mut hit: Vec<ServiceId> = Vec::new();
+        for _ in 0..rng.between(4, 10) {
+            let service = *rng.pick(&ids);
+            if hit.contains(&service) {
+                continue;
+            }
+            hit.push(service);
+            let start = t0.plus(Duration::from_secs(rng.below(60)));
+            for instance in 0..rng.between(spec.instances.0, spec.instances.1) {
+                let pod = format!("s{event}-{instance}");
+                let labels = alert_labels(name, topology.name(service), "error", &pod);
+                let summary = text.to_owned();
+                let end = start.plus(length);
+                occurrences.push((Occurrence { labels, summary, start, end }, Some(truth.clone())));
+            }
+        }
+    }
     render(spec, occurrences, &mut rng)
 }
+
+/// Alerts a cause outside the catalog raises on every service it reaches,
+/// with the error text the clients log: the same words everywhere.
+const SHARED_CAUSES: [(&str, &str); 3] = [
+    ("TLSHandshakeFailing", "x509: certificate has expired or is not yet valid"),
+    ("DNSResolutionFailing", "lookup of internal service names failing with SERVFAIL"),
+    ("TokenRejected", "tokens rejected by the identity provider: signature invalid"),
+];
 
 /// Faults start more often in shared infrastructure: services others
 /// depend on.
