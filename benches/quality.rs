@@ -3,8 +3,8 @@
 //! storm plus the mean per shape. The table in `docs/evaluation.md` comes
 //! from this run.
 //!
-//! Run: `cargo bench --bench quality` (`TRIAGE_BENCH_CONTENT=1` turns
-//! content clustering on for every shape, `TRIAGE_BENCH_CONTENT_EPS` sets
+//! Run: `cargo bench --bench quality` (`TRIAGE_BENCH_NO_CONTENT=1` turns
+//! content clustering off for every shape, `TRIAGE_BENCH_CONTENT_EPS` sets
 //! its `eps`; `TRIAGE_BENCH_DUMP=DIR` writes each storm's alerts, truth
 //! and incident events there, for reading the errors behind a score).
 
@@ -28,10 +28,11 @@ fn main() {
         Shape { name: "deep chain (60)", config: config_for(deep_chain(60, 5)), faults: 20 },
         Shape { name: "wide fan-out (300)", config: config_for(wide_fanout(300, 9)), faults: 40 },
     ];
-    if std::env::var_os("TRIAGE_BENCH_CONTENT").is_some() {
+    let without_content = std::env::var_os("TRIAGE_BENCH_NO_CONTENT").is_some();
+    if without_content || std::env::var_os("TRIAGE_BENCH_CONTENT_EPS").is_some() {
         for shape in &mut shapes {
             let mut settings = (*shape.config.settings).clone();
-            settings.content.enabled = true;
+            settings.content.enabled = !without_content;
             if let Some(eps) =
                 std::env::var("TRIAGE_BENCH_CONTENT_EPS").ok().and_then(|v| v.parse().ok())
             {

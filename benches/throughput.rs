@@ -117,6 +117,7 @@ fn main() {
     let settings = Arc::new(Settings::default());
     let mut without_content = Settings::default();
     without_content.content.enabled = !settings.content.enabled;
+
     let without_content = Arc::new(without_content);
     let topology = Arc::new(
         Topology::build(&specs, settings.grouping.max_hops).unwrap_or_else(|e| panic!("{e:?}")),
@@ -146,7 +147,6 @@ fn main() {
     let profiling = std::env::var_os("TRIAGE_BENCH_PROFILE").is_some();
     for _ in 0..5 {
         if profiling {
-            let _ = time_replay(&lines, &settings, &topology);
             let _ = time_replay(&lines, &without_content, &topology);
             continue;
         }

@@ -256,6 +256,10 @@ pub struct RawContent {
     pub min_services: Option<usize>,
     /// Most alerts in one run, the latest joined. Default: 2000.
     pub max_points: Option<usize>,
+    /// How far back each alertname's baseline rate looks. Default: 1h.
+    pub baseline: Option<DurationSpec>,
+    /// Times its baseline share a cluster must be to merge. Default: 3.
+    pub min_burst: Option<f32>,
     /// Weight of the `alertname`. Default: 3.
     pub alertname_weight: Option<f32>,
     /// Weight of a `name=value` label. Default: 1.

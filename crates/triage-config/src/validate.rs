@@ -375,6 +375,14 @@ fn content(errors: &mut Errors, c: RawContent, content: &mut ContentSettings) {
         errors.at_least_one("content.min_services", c.min_services, content.min_services);
     content.max_points =
         errors.at_least_one("content.max_points", c.max_points, content.max_points);
+    content.baseline = errors.positive("content.baseline", c.baseline, content.baseline);
+    if let Some(burst) = c.min_burst {
+        if burst.is_finite() && burst >= 0.0 {
+            content.min_burst = burst;
+        } else {
+            errors.push("content.min_burst", format!("{burst} is not a factor (0 or more)"));
+        }
+    }
     let weights = [
         ("content.alertname_weight", c.alertname_weight, &mut content.alertname_weight),
         ("content.label_weight", c.label_weight, &mut content.label_weight),

@@ -27,11 +27,23 @@
 //! in the points of one run, which is why a run takes at most
 //! `max_points`, the most recent ones; what falls outside is simply not
 //! clustered by content (topology and the label rule still apply).
+//!
+//! # Bursts against the baseline
+//! Alike is not enough: an alert that fires all day somewhere in a large
+//! fleet (`HighCPU`, `DiskFillingUp`) is alike on every service, and fifty
+//! of them in a window are the usual background, not one problem.
+//! [`BaselineRates`] counts each `alertname`'s new alerts over
+//! `content.baseline` in fixed buckets of event time; a cluster merges
+//! groups only when its alerts are at least `min_burst` times what that
+//! baseline predicts for one window. A cause outside the catalog is a
+//! burst of an alert that rarely fires; the background is not.
 
 use linfa::traits::Transformer as _;
 use linfa_clustering::Dbscan;
 use ndarray::Array2;
-use triage_model::AlertRecord;
+use std::time::Duration;
+
+use triage_model::{AlertRecord, Timestamp};
 
 /// Length of a feature vector.
 pub const DIMS: usize = 32;
@@ -54,6 +66,10 @@ pub struct ContentSettings {
     pub min_services: usize,
     /// Most points in one clustering run.
     pub max_points: usize,
+    /// How far back the baseline rate of each alertname looks.
+    pub baseline: std::time::Duration,
+    /// How many times its baseline a cluster's alerts must be to merge.
+    pub min_burst: f32,
     /// Weight of the `alertname` token.
     pub alertname_weight: f32,
     /// Weight of a `name=value` label token.
@@ -69,12 +85,14 @@ pub struct ContentSettings {
 impl Default for ContentSettings {
     fn default() -> Self {
         ContentSettings {
-            enabled: false,
+            enabled: true,
             period: std::time::Duration::from_secs(30),
             eps: 0.5,
             min_points: 3,
             min_services: 3,
             max_points: 2_000,
+            baseline: std::time::Duration::from_secs(3600),
+            min_burst: 3.0,
             alertname_weight: 3.0,
             label_weight: 1.0,
             volatile_weight: 0.25,
@@ -120,6 +138,21 @@ fn token_hash(parts: &[&str]) -> u64 {
     hash
 }
 
+/// [`token_hash`] of `["word", word lowercased]`, without allocating.
+fn word_hash(word: &str) -> u64 {
+    let mut hash = token_hash(&["word"]);
+    hash ^= 0xff;
+    hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut utf8 = [0u8; 4];
+    for c in word.chars().flat_map(char::to_lowercase) {
+        for byte in c.encode_utf8(&mut utf8).bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
 fn add(vector: &mut [f32; DIMS], hash: u64, weight: f32) {
     let dimension = (hash % DIMS as u64) as usize;
     let sign = if hash >> 63 == 0 { 1.0 } else { -1.0 };
@@ -142,8 +175,7 @@ pub fn features(alert: &AlertRecord<'_>, settings: &ContentSettings) -> Features
     }
     if let Some(summary) = &alert.summary {
         for word in summary.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() >= 3) {
-            let word = word.to_lowercase();
-            add(&mut vector, token_hash(&["word", &word]), settings.text_weight);
+            add(&mut vector, word_hash(word), settings.text_weight);
         }
     }
     let length = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -186,6 +218,88 @@ pub fn cluster(points: &[Features], settings: &ContentSettings) -> Vec<Option<us
     labels
 }
 
+/// Buckets of one baseline: its resolution.
+const BUCKETS: usize = 12;
+
+/// One alertname's ring: the bucket index of the latest count, and the
+/// counts of the last [`BUCKETS`] buckets.
+type Ring = (i64, [u32; BUCKETS]);
+
+/// New alerts per `alertname` over the last `baseline` of event time, in
+/// [`BUCKETS`] fixed buckets (whole multiples of `baseline / BUCKETS`
+/// since the epoch, so batching and restarts change nothing). Integer
+/// counts: the same input always gives the same figures.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BaselineRates {
+    /// Per alertname, sorted.
+    names: std::collections::BTreeMap<String, Ring>,
+}
+
+impl BaselineRates {
+    fn bucket_of(at: Timestamp, baseline: Duration) -> i64 {
+        let width = (baseline.as_nanos() / BUCKETS as u128).max(1);
+        at.unix_nanos().div_euclid(i64::try_from(width).unwrap_or(i64::MAX))
+    }
+
+    /// Moves a ring on to `bucket`, emptying the buckets passed over.
+    fn advance(ring: &mut Ring, bucket: i64) {
+        let (last, counts) = ring;
+        if bucket <= *last {
+            return;
+        }
+        let steps = (bucket - *last).min(BUCKETS as i64);
+        for step in 1..=steps {
+            counts[(*last + step).rem_euclid(BUCKETS as i64) as usize] = 0;
+        }
+        *last = bucket;
+    }
+
+    /// Counts one new alert named `name` at `at`.
+    pub fn record(&mut self, name: &str, at: Timestamp, baseline: Duration) {
+        let bucket = Self::bucket_of(at, baseline);
+        let ring = match self.names.get_mut(name) {
+            Some(ring) => ring,
+            None => self.names.entry(name.to_owned()).or_insert((bucket, [0; BUCKETS])),
+        };
+        Self::advance(ring, bucket);
+        // A late alert lands in the current bucket: close enough for a rate.
+        let slot = ring.0.rem_euclid(BUCKETS as i64) as usize;
+        ring.1[slot] = ring.1[slot].saturating_add(1);
+    }
+
+    /// New alerts named `name` in the baseline up to `now`.
+    pub fn count(&self, name: &str, now: Timestamp, baseline: Duration) -> u64 {
+        let Some(ring) = self.names.get(name) else {
+            return 0;
+        };
+        let mut ring = *ring;
+        Self::advance(&mut ring, Self::bucket_of(now, baseline));
+        ring.1.iter().map(|&n| u64::from(n)).sum()
+    }
+
+    /// Forgets the names with nothing left in the baseline at `now`.
+    pub fn prune(&mut self, now: Timestamp, baseline: Duration) {
+        let bucket = Self::bucket_of(now, baseline);
+        self.names.retain(|_, (last, _)| bucket - *last < BUCKETS as i64);
+    }
+
+    /// Whether `alerts` alerts of one `window` are a burst: at least
+    /// `min_burst` times the share of one window in the baseline counts of
+    /// `names`. The burst is itself counted in the baseline, so an alert
+    /// never seen before is a burst of up to `baseline / window` times.
+    pub fn is_burst<'a>(
+        &self,
+        names: impl Iterator<Item = &'a str>,
+        alerts: usize,
+        (now, window): (Timestamp, Duration),
+        settings: &ContentSettings,
+    ) -> bool {
+        let total: u64 = names.map(|n| self.count(n, now, settings.baseline)).sum();
+        let share = (window.as_secs_f64() / settings.baseline.as_secs_f64().max(1e-9)).min(1.0);
+        alerts as f64 >= f64::from(settings.min_burst) * total as f64 * share
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +333,13 @@ mod tests {
         assert!(distance(&a, &other) > 1.0, "{}", distance(&a, &other));
         let length: f32 = a.0.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((length - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn words_hash_as_their_lowercase_spelling() {
+        for word in ["Disk", "ÉTAT", "straße", "already"] {
+            assert_eq!(word_hash(word), token_hash(&["word", &word.to_lowercase()]), "{word}");
+        }
     }
 
     #[test]

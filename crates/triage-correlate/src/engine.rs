@@ -117,6 +117,8 @@ pub struct Correlator {
     /// are already merged: it is skipped, which makes a long quiet gap
     /// cost nothing.
     pub(crate) content_dirty: bool,
+    /// New alerts per alertname over `content.baseline`, for bursts.
+    pub(crate) baseline: crate::content::BaselineRates,
     /// Alerts with content in the order they joined, so a pass finds the
     /// window's alerts without walking every alert held. Derived: rebuilt
     /// from the alerts after a restore.
@@ -155,6 +157,7 @@ impl Correlator {
             links: Vec::new(),
             next_content_at: None,
             content_dirty: false,
+            baseline: Default::default(),
             content_recent: VecDeque::new(),
         }
     }
@@ -506,19 +509,47 @@ impl Correlator {
     /// member of the survivor it is closest to, and the survivor is
     /// rescored once.
     fn content_pass<S: EventSink>(&mut self, now: Timestamp, sink: &mut S) {
-        let since = now.minus(self.settings.grouping.window);
+        let window = self.settings.grouping.window;
+        let since = now.minus(window);
         while self.content_recent.front().is_some_and(|(at, _)| *at < since) {
             self.content_recent.pop_front();
+        }
+        self.baseline.prune(now, self.settings.content.baseline);
+        let mut candidates: Vec<(Timestamp, Fingerprint, &AlertState)> = self
+            .content_recent
+            .iter()
+            .filter_map(|&(at, fp)| {
+                let alert = self.alerts.get(&fp)?;
+                let live = alert.joined_at == at && alert.status == AlertStatus::Firing;
+                (live && alert.content.is_some()).then_some((at, fp, alert))
+            })
+            .collect();
+        candidates.sort_by_key(|c| (c.0, c.1));
+        candidates.dedup_by_key(|c| (c.0, c.1));
+        // An alertname at its usual rate cannot make a burst: its alerts
+        // are the background and stay out of the run, which is what keeps
+        // a busy fleet's passes small.
+        let mut per_name: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, _, alert) in &candidates {
+            *per_name.entry(&alert.traits.alertname).or_default() += 1;
+        }
+        per_name.retain(|name, n| {
+            self.baseline.is_burst(
+                std::iter::once(*name),
+                *n,
+                (now, window),
+                &self.settings.content,
+            )
+        });
+        if per_name.is_empty() {
+            return;
         }
         let mut eligible: FxHashMap<GroupId, bool> = FxHashMap::default();
         let mut points: Vec<(Timestamp, Fingerprint, GroupId, crate::content::Features)> =
             Vec::new();
-        for &(at, fp) in &self.content_recent {
-            let Some(alert) = self.alerts.get(&fp).filter(|a| a.joined_at == at) else {
-                continue;
-            };
+        for (at, fp, alert) in candidates {
             let Some(content) = alert.content.as_ref() else { continue };
-            if alert.status != AlertStatus::Firing {
+            if !per_name.contains_key(&*alert.traits.alertname) {
                 continue;
             }
             let group = alert.group;
@@ -529,8 +560,6 @@ impl Correlator {
                 points.push((at, fp, group, **content));
             }
         }
-        points.sort_by_key(|p| (p.0, p.1));
-        points.dedup_by_key(|p| (p.0, p.1));
         let max = self.settings.content.max_points;
         if points.len() > max {
             points.drain(..points.len() - max);
@@ -561,6 +590,20 @@ impl Correlator {
                 .map(|a| &a.traits.service)
                 .collect();
             if services.len() < self.settings.content.min_services {
+                continue;
+            }
+            let names: std::collections::BTreeSet<&str> = members
+                .iter()
+                .filter_map(|&i| self.alerts.get(&points[i].1))
+                .map(|a| &*a.traits.alertname)
+                .collect();
+            let burst = self.baseline.is_burst(
+                names.into_iter(),
+                members.len(),
+                (now, window),
+                &self.settings.content,
+            );
+            if !burst {
                 continue;
             }
             // A group only partly in the cluster says something else too.
@@ -733,6 +776,10 @@ impl Correlator {
         self.links = links;
 
         let fp = obs.fingerprint;
+        if self.settings.content.enabled {
+            let baseline = self.settings.content.baseline;
+            self.baseline.record(&obs.traits.alertname, now, baseline);
+        }
         // Content only ever moves groups that say one thing: an alert that
         // joins a group opened by another alertname can never be one of its
         // points, so its features are not kept (nor queued for a pass).

@@ -47,6 +47,9 @@ pub struct Snapshot {
     /// Whether an alert with content joined since the last pass.
     #[serde(default)]
     content_dirty: bool,
+    /// Alertnames' recent counts, for content bursts.
+    #[serde(default)]
+    baseline: crate::content::BaselineRates,
 }
 
 /// Why a snapshot cannot be restored.
@@ -99,6 +102,7 @@ impl Snapshot {
             timers: c.timers.clone(),
             next_content_at: c.next_content_at,
             content_dirty: c.content_dirty,
+            baseline: c.baseline.clone(),
         }
     }
 
@@ -132,6 +136,7 @@ impl Snapshot {
         c.timers = self.timers;
         c.next_content_at = self.next_content_at;
         c.content_dirty = self.content_dirty;
+        c.baseline = self.baseline;
         Ok(())
     }
 }

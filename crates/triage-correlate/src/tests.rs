@@ -640,12 +640,14 @@ fn content_clustering_merges_the_same_problem_on_unconnected_services() {
         .chain([firing(&later, 120)])
         .collect();
 
-    let mut off = Harness::new(Settings::default());
+    let mut without = Settings::default();
+    without.content.enabled = false;
+    let mut off = Harness::new(without);
     assert!(off.feed(&records).finish().is_empty(), "three lone errors: nothing declared");
     assert_eq!(off.engine.stats().content_merges, 0);
 
-    let mut settings = Settings::default();
-    settings.content.enabled = true;
+    let settings = Settings::default();
+    assert!(settings.content.enabled, "on by default");
     let mut on = Harness::new(settings.clone());
     let events = on.feed(&records).finish().to_vec();
     assert_eq!(on.engine.stats().content_merges, 2, "{events:#?}");
@@ -668,4 +670,77 @@ fn content_clustering_merges_the_same_problem_on_unconnected_services() {
     }
     restarted.finish(&mut sink);
     assert_eq!(sink.events, events);
+}
+
+/// Services with no dependency at all: nothing topology could link.
+fn islands(n: usize) -> Arc<Topology> {
+    let specs: Vec<ServiceSpec> = (0..n)
+        .map(|i| ServiceSpec { name: format!("island-{i}"), ..ServiceSpec::default() })
+        .collect();
+    Arc::new(Topology::build(&specs, 2).unwrap_or_else(|e| panic!("{e:?}")))
+}
+
+#[test]
+fn content_merges_a_burst_of_a_rare_alert_but_not_the_background_at_its_usual_rate() {
+    let run = |burst_name: &str, min_burst: f32| {
+        let mut records = Vec::new();
+        // An hour of background: one HighCPU a minute on one of six
+        // services, gone in 50s.
+        for minute in 0..60 {
+            let service = format!("island-{}", minute % 6);
+            let cpu = alert("HighCPU", &service, "error", &format!("bg-{minute}"));
+            let start = minute as i64 * 60;
+            records.push(firing(&cpu, start));
+            records.push(resolved(&cpu, start, start + 50));
+        }
+        // Then three other services at once raise `burst_name`.
+        for i in 0..3 {
+            let service = format!("island-{}", 6 + i);
+            records.push(firing(&alert(burst_name, &service, "error", "now"), 3600 + i as i64));
+        }
+        // Something later moves event time past the next passes.
+        records.push(firing(&alert("Heartbeat", "", "info", "a"), 3720));
+        let mut settings = Settings::default();
+        settings.content.min_burst = min_burst;
+        let mut engine = Correlator::new(Arc::new(settings), islands(9), 0);
+        let mut sink = CollectingSink::default();
+        for (i, r) in records.iter().enumerate() {
+            engine.ingest(r, i as u64, &mut sink);
+        }
+        engine.finish(&mut sink);
+        (engine.stats().content_merges, sink.events)
+    };
+    // Three HighCPU in a minute is the usual rate (five a window).
+    let (merges, events) = run("HighCPU", 3.0);
+    assert_eq!(merges, 0, "{events:#?}");
+    assert!(events.is_empty(), "{events:#?}");
+    // Only the baseline holds them apart: alike, they would merge.
+    assert_eq!(run("HighCPU", 0.0).0, 2);
+    // A certificate alert nobody has seen before is a burst.
+    let (merges, events) = run("TLSHandshakeFailing", 3.0);
+    assert_eq!(merges, 2, "{events:#?}");
+    let tls = holding(&events, "TLSHandshakeFailing").unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!((tls.alert_count, tls.services.len()), (3, 3), "{tls:#?}");
+    assert_eq!(tls.declared_reason, "3 services alerting (min_services 3)");
+}
+
+#[test]
+fn content_does_not_merge_two_services_or_groups_that_topology_built() {
+    // Two unconnected leaves raise the same new alert: two services are
+    // not enough (two faults at once), however alike.
+    let mut records: Vec<_> = ["payments-db", "redis"]
+        .iter()
+        .flat_map(|service| {
+            (0..2).map(move |i| firing(&alert("DiskFull", service, "error", &i.to_string()), 0))
+        })
+        .collect();
+    // And a fault with its symptom (two alertnames, built by topology)
+    // next to a lone alert that reads like the fault's cause.
+    records.push(firing(&alert("ConnPoolExhausted", "search-index", "error", "a"), 10));
+    records.push(firing(&alert("HighLatency", "search", "error", "a"), 20));
+    records.push(firing(&alert("ConnPoolExhausted", "cart", "error", "b"), 20));
+    records.push(firing(&alert("ConnPoolExhausted", "payment", "error", "c"), 20));
+    let mut h = Harness::new(Settings::default());
+    let events = h.feed(&records).finish().to_vec();
+    assert_eq!(h.engine.stats().content_merges, 0, "{events:#?}");
 }
