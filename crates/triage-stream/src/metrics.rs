@@ -56,6 +56,7 @@ pub const LABEL_VALUES: &[(&str, &[&str])] = &[
     ),
     ("version", &[env!("CARGO_PKG_VERSION")]),
     ("outcome", &["delivered", "refused", "gave_up", "dropped"]),
+    ("by", &["topology", "content"]),
 ];
 
 /// Labels whose values come from the configuration (responder names):
@@ -76,6 +77,7 @@ pub struct Metrics {
     pub(crate) alerts_grouped: IntCounter,
     pub(crate) alerts_suppressed: IntCounter,
     pub(crate) groups_opened: IntCounter,
+    pub(crate) groups_merged: IntCounterVec,
     pub(crate) incidents_declared: IntCounterVec,
     pub(crate) incidents_updated: IntCounterVec,
     pub(crate) incidents_resolved: IntCounterVec,
@@ -211,6 +213,12 @@ impl Metrics {
                 "Alerts whose group ended without being declared: noise removed.",
             ),
             groups_opened: counter(&r, "triage_groups_opened_total", "Groups opened."),
+            groups_merged: counter_vec(
+                &r,
+                "triage_groups_merged_total",
+                "Groups merged into another, by what linked them (a cause below both, or content).",
+                "by",
+            ),
             incidents_declared: counter_vec(
                 &r,
                 "triage_incidents_declared_total",
@@ -391,6 +399,9 @@ impl Metrics {
             self.rejected.with_label_values(&[value]);
             self.dead_letters.with_label_values(&[value]);
         }
+        for value in values("by") {
+            self.groups_merged.with_label_values(&[value]);
+        }
         for value in values("severity") {
             self.incidents_declared.with_label_values(&[value]);
             self.incidents_updated.with_label_values(&[value]);
@@ -451,6 +462,10 @@ impl Metrics {
         self.alerts_grouped.inc_by(delta(stats.alerts_grouped, published.alerts_grouped));
         self.alerts_suppressed.inc_by(delta(stats.noise_alerts, published.noise_alerts));
         self.groups_opened.inc_by(delta(stats.groups_opened, published.groups_opened));
+        let by_content = delta(stats.content_merges, published.content_merges);
+        let all = delta(stats.groups_merged, published.groups_merged);
+        self.groups_merged.with_label_values(&["content"]).inc_by(by_content);
+        self.groups_merged.with_label_values(&["topology"]).inc_by(all.saturating_sub(by_content));
         self.incidents_merged.inc_by(delta(stats.incidents_merged, published.incidents_merged));
         *published = stats.clone();
         let unique = self.alerts_unique.get();
