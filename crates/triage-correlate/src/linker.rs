@@ -14,8 +14,10 @@
 //! and merges nothing. A symptom that several groups could explain (a
 //! user-facing service degraded by two faults at once) joins one and
 //! merges nothing.
-//! Topology and the label rule live here; content clustering plugs in as
-//! another implementation. Indexes are derived state: after a restore the
+//! Topology and the label rule live here. Content clustering is not a
+//! linker: it compares the window's alerts with each other, not one new
+//! alert with an index, so the engine runs it as periodic passes (see
+//! `content.rs`). Indexes are derived state: after a restore the
 //! engine rebuilds them by replaying `joined` for the members of open
 //! groups in join order, so `joined` must not depend on anything but its
 //! arguments and the index.
