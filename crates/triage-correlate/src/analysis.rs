@@ -27,7 +27,7 @@ const MAX_RUNBOOKS: usize = 10;
 /// only below it (a `HighCPU` warning, a certificate expiring soon) is
 /// weak: it does not take the place of a strongly alerting service above it
 /// as root cause, and ranks after the strong candidates.
-const STRONG: AlertSeverity = AlertSeverity::Error;
+pub(crate) const STRONG: AlertSeverity = AlertSeverity::Error;
 
 /// What follows from a group's alerting services.
 #[derive(Clone, Debug, PartialEq)]

@@ -319,6 +319,7 @@ impl Correlator {
                     service: &alert.traits.service,
                     fallback_key: alert.traits.fallback_key,
                     at: alert.joined_at,
+                    strong: alert.traits.severity >= crate::analysis::STRONG,
                 };
                 linker.joined(gid, &view);
             }
@@ -760,19 +761,21 @@ impl Correlator {
             service: &obs.traits.service,
             fallback_key: obs.traits.fallback_key,
             at: now,
+            strong: obs.traits.severity >= crate::analysis::STRONG,
         };
         let mut links = std::mem::take(&mut self.links);
         links.clear();
         for linker in &self.linkers {
             linker.propose(&view, &mut links);
         }
-        let (group, reason) = match self.place_linked(&links, obs.fingerprint, now, sink) {
-            Some(placed) => {
-                self.stats.alerts_grouped += 1;
-                placed
-            }
-            None => (self.open_group(&obs, now), JoinReason::Opened),
-        };
+        let (group, reason) =
+            match self.place_linked(&links, obs.fingerprint, view.strong, now, sink) {
+                Some(placed) => {
+                    self.stats.alerts_grouped += 1;
+                    placed
+                }
+                None => (self.open_group(&obs, now), JoinReason::Opened),
+            };
         self.links = links;
 
         let fp = obs.fingerprint;
@@ -826,11 +829,12 @@ impl Correlator {
         &mut self,
         links: &[Link],
         via: Fingerprint,
+        strong: bool,
         now: Timestamp,
         sink: &mut S,
     ) -> Option<(GroupId, JoinReason)> {
         let hop_cost = self.settings.grouping.hop_cost;
-        let closest = closest_link(links.iter(), hop_cost)?;
+        let closest = closest_link(links.iter(), hop_cost, strong)?;
         // A symptom of something that has just started alerting below it
         // is not the cause of a group it would explain from further away:
         // the deep chain's faults would otherwise merge through it.
@@ -960,6 +964,7 @@ impl Correlator {
             service: &alert.traits.service,
             fallback_key: alert.traits.fallback_key,
             at: now,
+            strong: alert.traits.severity >= crate::analysis::STRONG,
         };
         for linker in &mut self.linkers {
             linker.joined(gid, &view);
@@ -1474,18 +1479,21 @@ impl Correlator {
     }
 }
 
-/// The closest proposal: topology before the label rule, then least event
-/// time to the linked alert with each rank step (hop) counting as
-/// `hop_cost`, then the oldest group.
+/// The closest proposal: topology before the label rule; for a strong
+/// alert, links to strongly alerting services before links to services
+/// that only warn; then least event time to the linked alert with each
+/// rank step (hop) counting as `hop_cost`; then the oldest group.
 fn closest_link<'a>(
     links: impl Iterator<Item = &'a Link>,
     hop_cost: std::time::Duration,
+    strong: bool,
 ) -> Option<&'a Link> {
     let hop_nanos = i64::try_from(hop_cost.as_nanos()).unwrap_or(i64::MAX);
     links.min_by_key(|l| {
         let by_label_rule = l.rank >= crate::linker::LABEL_RULE_RANK;
+        let weak = strong && !l.via_strong;
         let distance = i64::from(l.rank).saturating_mul(hop_nanos);
-        (by_label_rule, distance.saturating_add(l.reason.gap_nanos()), l.group)
+        (by_label_rule, weak, distance.saturating_add(l.reason.gap_nanos()), l.group)
     })
 }
 

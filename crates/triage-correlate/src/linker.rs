@@ -41,6 +41,8 @@ pub struct AlertView<'a> {
     pub fallback_key: u64,
     /// Event time at which it is being placed or joined.
     pub at: Timestamp,
+    /// It alerts at `error` or above: strong evidence.
+    pub strong: bool,
 }
 
 /// A proposal: join `group` because of `reason`. Lower `rank` is stronger
@@ -54,6 +56,10 @@ pub struct Link {
     /// The alert explains the group (a likelier cause), so groups it
     /// explains together may merge.
     pub explains: bool,
+    /// What it links to alerts strongly (at `error` or above) in the
+    /// group; a strong alert prefers such links over ones to services
+    /// that only warn.
+    pub via_strong: bool,
     /// Why, for the explanation.
     pub reason: JoinReason,
 }
@@ -175,6 +181,8 @@ pub struct TopologyLinker {
     index: KeyIndex<ServiceId>,
     /// Catalog services alerting in each open group.
     services_of: FxHashMap<GroupId, ServiceSet>,
+    /// Those of them alerting strongly (at `error` or above).
+    strong_of: FxHashMap<GroupId, ServiceSet>,
     /// Services alerting in any open group: most neighbours are not, and a
     /// bit test is cheaper than a hash probe.
     active: ServiceSet,
@@ -198,12 +206,16 @@ impl TopologyLinker {
             cause_lag_nanos,
             index: KeyIndex::default(),
             services_of: FxHashMap::default(),
+            strong_of: FxHashMap::default(),
             active,
         }
     }
 
     /// Whether `service` has no alerting dependency in `group` but itself:
     /// an alert below it would be a deeper cause of what the group shows.
+    /// Weak alerts count here too: letting a strong alert explain a group
+    /// past the warnings below it merged more background into incidents
+    /// than it recovered causes (shop storms' mean F1 0.881 to 0.856).
     fn is_deepest_in(&self, service: ServiceId, group: GroupId) -> bool {
         self.services_of.get(&group).is_none_or(|alerting| {
             self.topology.dependencies_set(service).count_common(alerting) <= 1
@@ -235,10 +247,13 @@ impl Linker for TopologyLinker {
                         continue;
                     }
                 }
+                let via_strong =
+                    self.strong_of.get(&group).is_some_and(|s| s.contains(near.service));
                 out.push(Link {
                     group,
                     rank: u32::from(near.hops),
                     explains,
+                    via_strong,
                     reason: JoinReason::Topology {
                         via: entry.via,
                         via_service: near.service,
@@ -258,16 +273,21 @@ impl Linker for TopologyLinker {
                 .entry(group)
                 .or_insert_with(|| self.topology.empty_set())
                 .insert(*service);
+            if alert.strong {
+                self.strong_of
+                    .entry(group)
+                    .or_insert_with(|| self.topology.empty_set())
+                    .insert(*service);
+            }
         }
     }
 
     fn merged(&mut self, into: GroupId, from: GroupId) {
         self.index.merge(into, from);
-        if let Some(absorbed) = self.services_of.remove(&from) {
-            self.services_of
-                .entry(into)
-                .or_insert_with(|| self.topology.empty_set())
-                .union_with(&absorbed);
+        for sets in [&mut self.services_of, &mut self.strong_of] {
+            if let Some(absorbed) = sets.remove(&from) {
+                sets.entry(into).or_insert_with(|| self.topology.empty_set()).union_with(&absorbed);
+            }
         }
     }
 
@@ -276,6 +296,7 @@ impl Linker for TopologyLinker {
             self.active.remove(service);
         }
         self.services_of.remove(&group);
+        self.strong_of.remove(&group);
     }
 }
 
@@ -296,6 +317,7 @@ impl Linker for LabelRuleLinker {
                 group: entry.group,
                 rank: LABEL_RULE_RANK,
                 explains: false,
+                via_strong: true,
                 reason: JoinReason::LabelRule {
                     via: entry.via,
                     gap_nanos: alert.at.unix_nanos().saturating_sub(entry.at.unix_nanos()),

@@ -272,37 +272,50 @@ fn holding<'a>(events: &'a [IncidentEvent], alertname: &str) -> Option<&'a Incid
 
 #[test]
 fn a_dependency_that_just_started_alerting_beats_a_stale_alert_on_the_same_service() {
-    let stale = alert("HighCPU", "cart", "warning", "a");
     let redis: Vec<_> =
         (0..2).map(|i| alert("RedisDown", "redis", "critical", &i.to_string())).collect();
     let latency = alert("HighLatency", "cart", "error", "a");
-    // redis starts 200s after the stale alert: past max_cause_lag, so it
-    // is not that alert's cause and opens a group of its own.
-    let stream =
-        [firing(&stale, 0), firing(&redis[0], 200), firing(&redis[1], 200), firing(&latency, 220)];
-    let run = |hop_cost: u64| {
+    let run = |hop_cost: u64, stale_severity: &str| {
+        let stale = alert("HighCPU", "cart", stale_severity, "a");
+        // redis starts 200s after the stale alert: past max_cause_lag, so
+        // it is not that alert's cause and opens a group of its own.
+        let stream = [
+            firing(&stale, 0),
+            firing(&redis[0], 200),
+            firing(&redis[1], 200),
+            firing(&latency, 220),
+        ];
         let mut settings = Settings::default();
         settings.declare.min_alerts = 2;
         settings.grouping.hop_cost = Duration::from_secs(hop_cost);
         let mut h = Harness::new(settings);
         h.feed(&stream).finish().to_vec()
     };
+    let joined_redis = |events: &[IncidentEvent]| {
+        let with_redis = holding(events, "RedisDown").unwrap_or_else(|| panic!("{events:#?}"));
+        let joined = with_redis.alerts.iter().find(|a| &*a.alertname == "HighLatency");
+        joined.map(|a| a.reason.to_string())
+    };
 
     // Same service, 220s ago, against one hop and 20s: 220s > 60s + 20s.
-    let events = run(60);
-    let with_redis = holding(&events, "RedisDown").unwrap_or_else(|| panic!("{events:#?}"));
-    let joined = with_redis.alerts.iter().find(|a| &*a.alertname == "HighLatency");
-    let why = joined.map(|a| a.reason.to_string()).unwrap_or_default();
+    let events = run(60, "error");
+    let why = joined_redis(&events).unwrap_or_default();
     assert!(
         why.starts_with("cart -> redis: depends on alerting redis (1 hop); 20s after"),
         "{why}"
     );
-    assert!(with_redis.alerts.iter().all(|a| &*a.alertname != "HighCPU"));
+    let with_redis = holding(&events, "RedisDown").map(|e| e.alert_count);
+    assert_eq!(with_redis, Some(3), "the stale alert stayed apart: {events:#?}");
 
     // When a hop costs more than the time between, the same service wins.
-    let events = run(600);
-    let with_stale = holding(&events, "HighCPU").map(|e| e.alerts.len());
-    assert_eq!(with_stale, Some(2), "{events:#?}");
+    let events = run(600, "error");
+    assert_eq!(holding(&events, "HighCPU").map(|e| e.alerts.len()), Some(2), "{events:#?}");
+    assert_eq!(joined_redis(&events), None);
+
+    // Unless the same-service alert only warns: an error follows the
+    // service that fails strongly, however the hops are costed.
+    let events = run(600, "warning");
+    assert!(joined_redis(&events).is_some(), "{events:#?}");
 }
 
 #[test]
@@ -580,7 +593,13 @@ impl crate::linker::Linker for ListedAlertsLinker {
         let Some((group, via)) = self.first else { return };
         if self.listed.contains(&alert.fingerprint) {
             let reason = crate::JoinReason::LabelRule { via, gap_nanos: 0 };
-            out.push(crate::linker::Link { group, rank: 5000, explains: false, reason });
+            out.push(crate::linker::Link {
+                group,
+                rank: 5000,
+                explains: false,
+                via_strong: true,
+                reason,
+            });
         }
     }
     fn joined(&mut self, group: crate::GroupId, alert: &crate::linker::AlertView<'_>) {
