@@ -333,6 +333,9 @@ pub struct RawResponders {
     /// Re-page (PagerDuty) or post (Slack) when the blast radius score grew
     /// by this many percent since last sent. Default: 50.
     pub repage_growth_percent: Option<u32>,
+    /// Kafka mode: how far back a new consumer group starts paging.
+    /// Default: 10m.
+    pub catch_up: Option<DurationSpec>,
     /// Retries and bounds.
     #[serde(default)]
     pub delivery: RawDelivery,

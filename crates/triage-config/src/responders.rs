@@ -20,6 +20,10 @@ pub struct ResponderSettings {
     pub group_id: String,
     /// Blast radius growth (percent of the score last sent) that re-pages.
     pub repage_growth_percent: u32,
+    /// Kafka mode: a consumer group without a committed offset pages the
+    /// incidents written this long before it joined; older ones are
+    /// remembered, not paged. Zero: only what comes after it joined.
+    pub catch_up: std::time::Duration,
     /// Retries and bounds.
     pub delivery: DeliverySettings,
     /// Every responder, PagerDuty first, then Slack, then webhooks, each
@@ -32,6 +36,7 @@ impl Default for ResponderSettings {
         ResponderSettings {
             group_id: "triage-responders".into(),
             repage_growth_percent: 50,
+            catch_up: std::time::Duration::from_secs(600),
             delivery: DeliverySettings::default(),
             targets: Vec::new(),
         }
@@ -304,6 +309,7 @@ pub(crate) fn validate(report: &mut dyn Report, raw: RawResponders) -> Responder
     ResponderSettings {
         group_id,
         repage_growth_percent: raw.repage_growth_percent.unwrap_or(defaults.repage_growth_percent),
+        catch_up: raw.catch_up.map_or(defaults.catch_up, |d| d.0),
         delivery,
         targets,
     }

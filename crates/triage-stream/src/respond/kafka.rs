@@ -23,8 +23,11 @@
 //! settle before the commit; held notices of revoked partitions are not
 //! sent (the next owner reads them again from the commit), and the memory
 //! of what was sent is dropped, to be rebuilt from the partitions read
-//! again. A group without a committed offset starts at the end of each
-//! partition, remembering the history without paging it.
+//! again. A group without a committed offset pages what was written within
+//! `responders.catch_up` (10m) before it joined and remembers the older
+//! history without paging it: a first deployment does not page last
+//! week's incidents, and a first run killed before its first commit loses
+//! none of the pages it owed.
 //!
 //! Reading from the beginning keeps recovery independent of where the
 //! committed offset falls inside a record batch, and the incidents topic is
@@ -95,11 +98,54 @@ struct Context {
     telemetry: Arc<Telemetry>,
     responders: Arc<Responders>,
     timeout: Duration,
+    /// How far back a group without a committed offset starts paging.
+    catch_up: Duration,
 }
 
 impl Context {
     fn lock(&self) -> MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// For the partitions of `committed` without a committed offset: the
+    /// first offset written within `catch_up` of now (the broker's index
+    /// by record time). Partitions with nothing that recent, or when the
+    /// lookup fails, are left out: they start at their end.
+    fn catch_up_offsets(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        committed: &TopicPartitionList,
+        topic: &str,
+    ) -> BTreeMap<i32, i64> {
+        let mut found = BTreeMap::new();
+        if self.catch_up.is_zero() {
+            return found;
+        }
+        let since = std::time::SystemTime::now()
+            .checked_sub(self.catch_up)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let mut times = TopicPartitionList::new();
+        for element in committed.elements() {
+            if !matches!(element.offset(), Offset::Offset(_)) {
+                let _ =
+                    times.add_partition_offset(topic, element.partition(), Offset::Offset(since));
+            }
+        }
+        if times.count() == 0 {
+            return found;
+        }
+        match consumer.offsets_for_times(times, self.timeout) {
+            Ok(list) => {
+                for element in list.elements() {
+                    if let Offset::Offset(o) = element.offset() {
+                        found.insert(element.partition(), o);
+                    }
+                }
+            }
+            Err(e) => self.telemetry.client_error("rebalance", &e.to_string()),
+        }
+        found
     }
 }
 
@@ -128,15 +174,20 @@ impl ConsumerContext for Context {
                     }
                 };
                 let topic = shared.topic.clone();
+                let catch_up = self.catch_up_offsets(consumer, &committed, &topic);
                 for element in committed.elements() {
                     let partition = element.partition();
                     let settled_before = match element.offset() {
                         Offset::Offset(o) => o,
-                        // A new group pages from now on: the history is
+                        // A new group pages what was written within the
+                        // catch-up window (a first run killed before it
+                        // committed loses nothing); older history is
                         // remembered, not sent.
-                        _ => consumer
-                            .fetch_watermarks(&shared.topic, partition, self.timeout)
-                            .map_or(0, |(_, high)| high),
+                        _ => catch_up.get(&partition).copied().unwrap_or_else(|| {
+                            consumer
+                                .fetch_watermarks(&topic, partition, self.timeout)
+                                .map_or(0, |(_, high)| high)
+                        }),
                     };
                     shared.progress.insert(
                         partition,
@@ -256,6 +307,7 @@ pub fn start_kafka_responders(
         telemetry: telemetry.clone(),
         responders: responders.clone(),
         timeout: config.live.shutdown_timeout,
+        catch_up: config.responders.catch_up,
     };
     let consumer: BaseConsumer<Context> = client
         .create_with_context(context)
