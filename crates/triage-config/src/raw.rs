@@ -103,6 +103,9 @@ pub struct RawGrouping {
     /// Event time one dependency hop counts as when links compete.
     /// Default: 1m.
     pub hop_cost: Option<DurationSpec>,
+    /// Longest topology link a warning or info may join through (0s: no
+    /// bound). Default: 2m.
+    pub weak_link_within: Option<DurationSpec>,
     /// Labels the fallback rule matches on. Default: `[alertname, cluster]`.
     pub fallback_group_by: Option<Vec<String>>,
 }

@@ -161,6 +161,7 @@ fn grouping(errors: &mut Errors, g: RawGrouping, grouping: &mut Grouping) {
     grouping.allowed_lateness = g.allowed_lateness.map_or(grouping.allowed_lateness, |d| d.0);
     grouping.max_cause_lag = g.max_cause_lag.map_or(grouping.max_cause_lag, |d| d.0);
     grouping.hop_cost = g.hop_cost.map_or(grouping.hop_cost, |d| d.0);
+    grouping.weak_link_within = g.weak_link_within.map_or(grouping.weak_link_within, |d| d.0);
     if grouping.max_group_lifetime < grouping.window {
         errors.push("grouping.max_group_lifetime", "must not be shorter than grouping.window");
     }

@@ -768,14 +768,13 @@ impl Correlator {
         for linker in &self.linkers {
             linker.propose(&view, &mut links);
         }
-        let (group, reason) =
-            match self.place_linked(&links, obs.fingerprint, view.strong, now, sink) {
-                Some(placed) => {
-                    self.stats.alerts_grouped += 1;
-                    placed
-                }
-                None => (self.open_group(&obs, now), JoinReason::Opened),
-            };
+        let (group, reason) = match self.place_linked(&links, &obs, now, sink) {
+            Some(placed) => {
+                self.stats.alerts_grouped += 1;
+                placed
+            }
+            None => (self.open_group(&obs, now), JoinReason::Opened),
+        };
         self.links = links;
 
         let fp = obs.fingerprint;
@@ -825,16 +824,35 @@ impl Correlator {
     /// every group the alert explains merges into one survivor (the oldest
     /// declared incident among them, else the closest-linked group);
     /// otherwise nothing merges.
+    /// A weak alert (below `error`) whose closest topology link is further
+    /// than `weak_link_within` opens a group of its own instead; more
+    /// instances of one alert on one service are exempt.
     fn place_linked<S: EventSink>(
         &mut self,
         links: &[Link],
-        via: Fingerprint,
-        strong: bool,
+        obs: &Observation,
         now: Timestamp,
         sink: &mut S,
     ) -> Option<(GroupId, JoinReason)> {
-        let hop_cost = self.settings.grouping.hop_cost;
-        let closest = closest_link(links.iter(), hop_cost, strong)?;
+        let grouping = &self.settings.grouping;
+        let strong = obs.traits.severity >= crate::analysis::STRONG;
+        let closest = closest_link(links.iter(), grouping.hop_cost, strong)?;
+        let by_topology = closest.rank < crate::linker::LABEL_RULE_RANK;
+        if !strong && by_topology && !grouping.weak_link_within.is_zero() {
+            let far = link_distance(closest, grouping.hop_cost) > nanos(grouping.weak_link_within);
+            let same_alert = closest.rank == 0
+                && closest
+                    .reason
+                    .via()
+                    .and_then(|fp| self.alerts.get(&fp))
+                    .is_some_and(|v| v.traits.alertname == obs.traits.alertname);
+            if far && !same_alert {
+                // A warning minutes after its neighbour started failing is
+                // more often the fleet's background than a symptom.
+                return None;
+            }
+        }
+        let via = obs.fingerprint;
         // A symptom of something that has just started alerting below it
         // is not the cause of a group it would explain from further away:
         // the deep chain's faults would otherwise merge through it.
@@ -1488,13 +1506,21 @@ fn closest_link<'a>(
     hop_cost: std::time::Duration,
     strong: bool,
 ) -> Option<&'a Link> {
-    let hop_nanos = i64::try_from(hop_cost.as_nanos()).unwrap_or(i64::MAX);
     links.min_by_key(|l| {
         let by_label_rule = l.rank >= crate::linker::LABEL_RULE_RANK;
         let weak = strong && !l.via_strong;
-        let distance = i64::from(l.rank).saturating_mul(hop_nanos);
-        (by_label_rule, weak, distance.saturating_add(l.reason.gap_nanos()), l.group)
+        (by_label_rule, weak, link_distance(l, hop_cost), l.group)
     })
+}
+
+/// Event time between the alert and the member it links to, plus
+/// `hop_cost` per rank step (hop).
+fn link_distance(link: &Link, hop_cost: std::time::Duration) -> i64 {
+    i64::from(link.rank).saturating_mul(nanos(hop_cost)).saturating_add(link.reason.gap_nanos())
+}
+
+fn nanos(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// `inc-` and 16 hex digits of FNV-1a over the partition and the opening

@@ -60,6 +60,11 @@ pub struct Grouping {
     /// that has just started alerting is a likelier link than one that
     /// alerted minutes ago, however near in the graph.
     pub hop_cost: Duration,
+    /// An alert below `error` joins a group through topology only when its
+    /// link (event time plus `hop_cost` per hop) is at most this long; zero
+    /// removes the bound. More instances of one alert on one service are
+    /// exempt.
+    pub weak_link_within: Duration,
     /// For alerts whose service is unknown: alerts with equal values of
     /// these labels join one group.
     pub fallback_group_by: Vec<String>,
@@ -179,6 +184,7 @@ impl Default for Settings {
                 max_hops: 2,
                 max_cause_lag: Duration::from_secs(3 * 60),
                 hop_cost: Duration::from_secs(60),
+                weak_link_within: Duration::from_secs(120),
                 fallback_group_by: ["alertname", "cluster"].map(String::from).to_vec(),
             },
             declare: DeclarePolicy {

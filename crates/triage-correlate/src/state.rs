@@ -102,6 +102,17 @@ pub enum JoinReason {
 }
 
 impl JoinReason {
+    /// The member it was linked to; none for the opener.
+    pub fn via(&self) -> Option<Fingerprint> {
+        match self {
+            JoinReason::Opened => None,
+            JoinReason::Topology { via, .. }
+            | JoinReason::LabelRule { via, .. }
+            | JoinReason::Content { via, .. }
+            | JoinReason::Merged { via, .. } => Some(*via),
+        }
+    }
+
     /// Event time between the alert and the member it was linked to, for
     /// the links that have one.
     pub fn gap_nanos(&self) -> i64 {

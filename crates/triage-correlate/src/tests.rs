@@ -319,6 +319,34 @@ fn a_dependency_that_just_started_alerting_beats_a_stale_alert_on_the_same_servi
 }
 
 #[test]
+fn a_warning_joins_through_the_graph_only_when_its_link_is_close() {
+    // cart -> redis: redis fails at 0; warnings on cart follow.
+    let redis: Vec<_> =
+        (0..2).map(|i| alert("RedisDown", "redis", "critical", &i.to_string())).collect();
+    let run = |warning_at: i64| {
+        let late = alert("HighCPU", "cart", "warning", "a");
+        let again = alert("HighCPU", "cart", "warning", "b");
+        let stream = [
+            firing(&redis[0], 0),
+            firing(&redis[1], 0),
+            firing(&late, warning_at),
+            // Another instance of the same warning, four minutes on.
+            firing(&again, warning_at + 240),
+        ];
+        let mut h = Harness::new(Settings::default());
+        let events = h.feed(&stream).finish().to_vec();
+        let with_redis = holding(&events, "RedisDown").map(|e| e.alert_count);
+        (with_redis, h.engine.stats().groups_opened)
+    };
+    // 30s and one hop: 90s, within 2m. The second instance joins its twin
+    // on the same service, however late.
+    assert_eq!(run(30), (Some(4), 1));
+    // 90s and one hop: 150s, too far for a warning: a group of its own,
+    // which its twin joins.
+    assert_eq!(run(90), (Some(2), 2));
+}
+
+#[test]
 fn a_symptom_of_a_fresh_failure_below_it_does_not_merge_a_group_it_would_explain_from_afar() {
     let mut settings = Settings::default();
     settings.declare.min_alerts = 2;
@@ -344,7 +372,7 @@ fn a_symptom_of_a_fresh_failure_below_it_does_not_merge_a_group_it_would_explain
 
 #[test]
 fn three_services_declare_only_with_an_alert_at_least_as_severe_as_min_services_severity() {
-    // web -> checkout -> payment: three related services, minutes apart.
+    // web -> checkout -> payment: three related services, 30s apart.
     let names = [("web", "HighCPU"), ("checkout", "DiskFillingUp"), ("payment", "PodRestarting")];
     let run = |last_severity: &str| {
         let records: Vec<_> = names
@@ -352,7 +380,7 @@ fn three_services_declare_only_with_an_alert_at_least_as_severe_as_min_services_
             .enumerate()
             .map(|(i, (service, name))| {
                 let severity = if i == 2 { last_severity } else { "warning" };
-                firing(&alert(name, service, severity, "a"), i as i64 * 120)
+                firing(&alert(name, service, severity, "a"), i as i64 * 30)
             })
             .collect();
         let mut h = Harness::new(Settings::default());
