@@ -277,6 +277,25 @@ impl BaselineRates {
         ring.1.iter().map(|&n| u64::from(n)).sum()
     }
 
+    /// Whether `name` is bursting at `now` by its counts alone: its last
+    /// two buckets (the current one may have just begun) hold at least
+    /// `min_burst` times their share of the whole baseline. A new alert of
+    /// a name that is not keeps no features: at its usual rate it could
+    /// never be part of a burst's cluster.
+    pub fn is_bursting(&self, name: &str, now: Timestamp, settings: &ContentSettings) -> bool {
+        let Some(ring) = self.names.get(name) else {
+            return false;
+        };
+        let mut ring = *ring;
+        let bucket = Self::bucket_of(now, settings.baseline);
+        Self::advance(&mut ring, bucket);
+        let at = |b: i64| u64::from(ring.1[b.rem_euclid(BUCKETS as i64) as usize]);
+        let recent = at(bucket) + at(bucket - 1);
+        let total: u64 = ring.1.iter().map(|&n| u64::from(n)).sum();
+        let share = 2.0 / BUCKETS as f64;
+        recent as f64 >= f64::from(settings.min_burst) * total as f64 * share
+    }
+
     /// Forgets the names with nothing left in the baseline at `now`.
     pub fn prune(&mut self, now: Timestamp, baseline: Duration) {
         let bucket = Self::bucket_of(now, baseline);

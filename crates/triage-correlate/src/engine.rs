@@ -782,16 +782,19 @@ impl Correlator {
             let baseline = self.settings.content.baseline;
             self.baseline.record(&obs.traits.alertname, now, baseline);
         }
-        // Content only ever moves groups that say one thing: an alert that
-        // joins a group opened by another alertname can never be one of its
+        // Content only ever moves groups that say one thing, and only in a
+        // burst: an alert that joins a group opened by another alertname,
+        // or whose alertname is at its usual rate, can never be one of its
         // points, so its features are not kept (nor queued for a pass).
         let content = obs.content.filter(|_| {
-            matches!(reason, JoinReason::Opened)
+            let one_thing = matches!(reason, JoinReason::Opened)
                 || self
                     .groups
                     .get(&group)
                     .and_then(|g| self.alerts.get(&g.opener.0))
-                    .is_some_and(|opener| opener.traits.alertname == obs.traits.alertname)
+                    .is_some_and(|opener| opener.traits.alertname == obs.traits.alertname);
+            let name = &obs.traits.alertname;
+            one_thing && self.baseline.is_bursting(name, now, &self.settings.content)
         });
         let state = AlertState {
             fingerprint: fp,
