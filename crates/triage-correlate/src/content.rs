@@ -362,6 +362,33 @@ mod tests {
     }
 
     #[test]
+    fn the_baseline_counts_an_hour_in_buckets_and_tells_a_burst_from_the_background() {
+        let settings = ContentSettings::default();
+        let hour = settings.baseline;
+        let at = |secs: i64| Timestamp::from_unix_secs(1_767_261_600 + secs);
+        let mut rates = BaselineRates::default();
+        // One HighCPU a minute for an hour.
+        for minute in 0..60 {
+            rates.record("HighCPU", at(minute * 60), hour);
+        }
+        assert_eq!(rates.count("HighCPU", at(3599), hour), 60);
+        // Five of them in a window is the usual rate, fifteen is a burst.
+        let window = (at(3599), std::time::Duration::from_secs(300));
+        assert!(!rates.is_burst(std::iter::once("HighCPU"), 5, window, &settings));
+        assert!(rates.is_burst(std::iter::once("HighCPU"), 15, window, &settings));
+        assert!(!rates.is_bursting("HighCPU", at(3599), &settings));
+        // A first-ever alert is a burst at once.
+        rates.record("TLSHandshakeFailing", at(3599), hour);
+        assert!(rates.is_bursting("TLSHandshakeFailing", at(3599), &settings));
+        // Forty minutes on, the first half hour has left the ring; an
+        // hour past the last alert, the name is forgotten.
+        assert_eq!(rates.count("HighCPU", at(3599 + 40 * 60), hour), 20);
+        rates.prune(at(3599 + 3600), hour);
+        assert_eq!(rates.count("HighCPU", at(3599 + 3600), hour), 0);
+        assert_eq!(rates.names.len(), 0);
+    }
+
+    #[test]
     fn dbscan_finds_the_fleet_event_and_leaves_the_rest_as_noise_deterministically() {
         let mut points: Vec<Features> = (0..6)
             .map(|i| {
