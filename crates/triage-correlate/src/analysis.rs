@@ -342,7 +342,11 @@ pub fn render_event(
     let resolved_at = (header.kind == EventKind::Resolved).then_some(header.at);
     let opener = alerts.get(&group.opener.0).map(|a| a.traits.alertname.as_ref());
     let counts = (members.len(), shape.services.len());
-    let title = title(group, analysis, topology, counts, resolved_at, opener);
+    // Content merged groups that neither topology nor the label rule could
+    // link: whatever they share is not in the catalog.
+    let by_content = members.iter().any(|a| matches!(a.reason, JoinReason::Content { .. }));
+    let names = (opener, by_content.then_some(opener).flatten());
+    let title = title(group, analysis, topology, counts, resolved_at, names);
     Some(IncidentEvent {
         schema: SCHEMA_V1.to_owned(),
         event: header.kind,
@@ -414,7 +418,7 @@ fn title(
     topology: &Topology,
     (alert_count, service_count): (usize, usize),
     resolved_at: Option<Timestamp>,
-    lead_alertname: Option<&str>,
+    (lead_alertname, shared_alertname): (Option<&str>, Option<&str>),
 ) -> String {
     let lead = analysis
         .rendered
@@ -430,7 +434,12 @@ fn title(
     if service_count > 0 {
         let _ = write!(title, " on {}", plural(service_count, "service"));
     }
-    if let Some((root, _, _)) = analysis.root_cause.first() {
+    if let Some(name) = shared_alertname {
+        let _ = write!(
+            title,
+            ", likely a shared cause the catalog does not show ({name} on unrelated services)"
+        );
+    } else if let Some((root, _, _)) = analysis.root_cause.first() {
         let root = topology.name(*root);
         if root != lead || service_count > 1 {
             let _ = write!(title, ", likely cause {root}");

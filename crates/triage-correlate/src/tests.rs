@@ -768,6 +768,14 @@ fn content_merges_a_burst_of_a_rare_alert_but_not_the_background_at_its_usual_ra
     assert_eq!(merges, 2, "{events:#?}");
     let tls = holding(&events, "TLSHandshakeFailing").unwrap_or_else(|| panic!("{events:#?}"));
     assert_eq!((tls.alert_count, tls.services.len()), (3, 3), "{tls:#?}");
+    assert!(
+        tls.title.ends_with(
+            "likely a shared cause the catalog does not show \
+             (TLSHandshakeFailing on unrelated services)"
+        ),
+        "{}",
+        tls.title
+    );
     assert_eq!(tls.declared_reason, "3 services alerting (min_services 3)");
 }
 
