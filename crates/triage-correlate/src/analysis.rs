@@ -87,9 +87,8 @@ impl Default for Analysis {
 /// every change of the group's shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scoring {
-    /// Alerting catalog services with their first alert and whether they
-    /// alert at [`STRONG`] or above.
-    alerting: Vec<(ServiceId, Timestamp, bool)>,
+    /// Alerting catalog services with their first alert.
+    alerting: Vec<(ServiceId, Timestamp)>,
     alerting_set: ServiceSet,
     /// Those alerting at [`STRONG`] or above.
     strong_set: ServiceSet,
@@ -109,17 +108,16 @@ pub struct Scoring {
 
 /// Scores a group: candidates, impacted services, blast radius, priority.
 pub fn score(group: &Group, topology: &Topology, settings: &Settings) -> Scoring {
-    let mut alerting: Vec<(ServiceId, Timestamp, bool)> = Vec::new();
+    let mut alerting: Vec<(ServiceId, Timestamp)> = Vec::new();
     let mut unknown = Vec::new();
     let mut alerting_set = topology.empty_set();
     let mut strong_set = topology.empty_set();
     for (service, tally) in &group.services {
         match service {
             ServiceRef::Known(id) => {
-                let strong = tally.max_severity >= STRONG;
-                alerting.push((*id, tally.first_at, strong));
+                alerting.push((*id, tally.first_at));
                 alerting_set.insert(*id);
-                if strong {
+                if tally.max_severity >= STRONG {
                     strong_set.insert(*id);
                 }
             }
@@ -131,11 +129,11 @@ pub fn score(group: &Group, topology: &Topology, settings: &Settings) -> Scoring
     // strongly alerting one, no strongly alerting service.
     let mut candidates: Vec<ServiceId> = alerting
         .iter()
-        .filter(|&&(id, _, strong)| {
-            let below = if strong { &strong_set } else { &alerting_set };
+        .map(|a| a.0)
+        .filter(|&id| {
+            let below = if strong_set.contains(id) { &strong_set } else { &alerting_set };
             topology.dependencies_set(id).count_common(below) == 1
         })
-        .map(|a| a.0)
         .collect();
     let in_cycle = candidates.is_empty() && !alerting.is_empty();
     if in_cycle {
@@ -207,8 +205,7 @@ fn rank_root_causes(scoring: &Scoring, topology: &Topology) -> Vec<(ServiceId, f
     if alerting.is_empty() {
         return Vec::new();
     }
-    let first_at: FxHashMap<ServiceId, Timestamp> =
-        alerting.iter().map(|&(id, at, _)| (id, at)).collect();
+    let first_at: FxHashMap<ServiceId, Timestamp> = alerting.iter().copied().collect();
     let strong = |id: ServiceId| scoring.strong_set.contains(id);
     let explained = |id: ServiceId| topology.dependents_set(id).count_common(&scoring.alerting_set);
     let rank = |ids: &mut dyn Iterator<Item = ServiceId>| {
@@ -345,8 +342,7 @@ pub fn render_event(
     // Content merged groups that neither topology nor the label rule could
     // link: whatever they share is not in the catalog.
     let by_content = members.iter().any(|a| matches!(a.reason, JoinReason::Content { .. }));
-    let names = (opener, by_content.then_some(opener).flatten());
-    let title = title(group, analysis, topology, counts, resolved_at, names);
+    let title = title(group, analysis, topology, counts, resolved_at, (opener, by_content));
     Some(IncidentEvent {
         schema: SCHEMA_V1.to_owned(),
         event: header.kind,
@@ -418,7 +414,7 @@ fn title(
     topology: &Topology,
     (alert_count, service_count): (usize, usize),
     resolved_at: Option<Timestamp>,
-    (lead_alertname, shared_alertname): (Option<&str>, Option<&str>),
+    (lead_alertname, by_content): (Option<&str>, bool),
 ) -> String {
     let lead = analysis
         .rendered
@@ -434,7 +430,7 @@ fn title(
     if service_count > 0 {
         let _ = write!(title, " on {}", plural(service_count, "service"));
     }
-    if let Some(name) = shared_alertname {
+    if let Some(name) = lead_alertname.filter(|_| by_content) {
         let _ = write!(
             title,
             ", likely a shared cause the catalog does not show ({name} on unrelated services)"

@@ -585,19 +585,15 @@ impl Correlator {
             for &i in members {
                 *in_cluster.entry(points[i].2).or_default() += 1;
             }
-            let services: std::collections::BTreeSet<&ServiceRef> = members
-                .iter()
-                .filter_map(|&i| self.alerts.get(&points[i].1))
-                .map(|a| &a.traits.service)
-                .collect();
+            let mut services = std::collections::BTreeSet::new();
+            let mut names = std::collections::BTreeSet::new();
+            for alert in members.iter().filter_map(|&i| self.alerts.get(&points[i].1)) {
+                services.insert(&alert.traits.service);
+                names.insert(&*alert.traits.alertname);
+            }
             if services.len() < self.settings.content.min_services {
                 continue;
             }
-            let names: std::collections::BTreeSet<&str> = members
-                .iter()
-                .filter_map(|&i| self.alerts.get(&points[i].1))
-                .map(|a| &*a.traits.alertname)
-                .collect();
             let burst = self.baseline.is_burst(
                 names.into_iter(),
                 members.len(),
@@ -1522,7 +1518,8 @@ fn link_distance(link: &Link, hop_cost: std::time::Duration) -> i64 {
     i64::from(link.rank).saturating_mul(nanos(hop_cost)).saturating_add(link.reason.gap_nanos())
 }
 
-fn nanos(d: std::time::Duration) -> i64 {
+/// A duration in nanoseconds, saturating.
+pub(crate) fn nanos(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 

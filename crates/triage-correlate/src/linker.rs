@@ -197,7 +197,7 @@ impl TopologyLinker {
         window: std::time::Duration,
         cause_lag: std::time::Duration,
     ) -> Self {
-        let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let nanos = crate::engine::nanos;
         let (window_nanos, cause_lag_nanos) = (nanos(window), nanos(cause_lag));
         let active = topology.empty_set();
         TopologyLinker {
