@@ -267,14 +267,19 @@ impl BaselineRates {
         ring.1[slot] = ring.1[slot].saturating_add(1);
     }
 
+    /// `name`'s ring as it stands at `now` (a copy, moved on), with the
+    /// bucket `now` falls in.
+    fn ring_at(&self, name: &str, now: Timestamp, baseline: Duration) -> Option<(Ring, i64)> {
+        let mut ring = *self.names.get(name)?;
+        let bucket = Self::bucket_of(now, baseline);
+        Self::advance(&mut ring, bucket);
+        Some((ring, bucket))
+    }
+
     /// New alerts named `name` in the baseline up to `now`.
     pub fn count(&self, name: &str, now: Timestamp, baseline: Duration) -> u64 {
-        let Some(ring) = self.names.get(name) else {
-            return 0;
-        };
-        let mut ring = *ring;
-        Self::advance(&mut ring, Self::bucket_of(now, baseline));
-        ring.1.iter().map(|&n| u64::from(n)).sum()
+        self.ring_at(name, now, baseline)
+            .map_or(0, |((_, counts), _)| counts.iter().map(|&n| u64::from(n)).sum())
     }
 
     /// Whether `name` is bursting at `now` by its counts alone: its last
@@ -283,15 +288,12 @@ impl BaselineRates {
     /// a name that is not keeps no features: at its usual rate it could
     /// never be part of a burst's cluster.
     pub fn is_bursting(&self, name: &str, now: Timestamp, settings: &ContentSettings) -> bool {
-        let Some(ring) = self.names.get(name) else {
+        let Some(((_, counts), bucket)) = self.ring_at(name, now, settings.baseline) else {
             return false;
         };
-        let mut ring = *ring;
-        let bucket = Self::bucket_of(now, settings.baseline);
-        Self::advance(&mut ring, bucket);
-        let at = |b: i64| u64::from(ring.1[b.rem_euclid(BUCKETS as i64) as usize]);
+        let at = |b: i64| u64::from(counts[b.rem_euclid(BUCKETS as i64) as usize]);
         let recent = at(bucket) + at(bucket - 1);
-        let total: u64 = ring.1.iter().map(|&n| u64::from(n)).sum();
+        let total: u64 = counts.iter().map(|&n| u64::from(n)).sum();
         let share = 2.0 / BUCKETS as f64;
         recent as f64 >= f64::from(settings.min_burst) * total as f64 * share
     }
