@@ -21,6 +21,14 @@ struct Shape {
     faults: u32,
 }
 
+/// `LO-HI` from the environment, for storms denser or sparser than the
+/// simulator's default.
+fn range_from_env(name: &str) -> Option<(u64, u64)> {
+    let value = std::env::var(name).ok()?;
+    let (lo, hi) = value.split_once('-')?;
+    Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?))
+}
+
 fn main() {
     let mut shapes = [
         Shape { name: "shop (31)", config: reference_config(), faults: 24 },
@@ -50,13 +58,17 @@ fn main() {
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     for shape in &shapes {
         let mut sums = [0.0f64; 9];
-        let seeds = [1u64, 2, 3];
+        let seeds = [1u64, 2, 3, 4, 5];
         for &seed in &seeds {
             let spec = StormSpec {
                 seed,
                 duration: Duration::from_secs(12 * 3600),
                 faults: shape.faults,
                 noise_per_hour: 20,
+                instances: range_from_env("TRIAGE_BENCH_INSTANCES")
+                    .unwrap_or(StormSpec::default().instances),
+                symptoms: range_from_env("TRIAGE_BENCH_SYMPTOMS")
+                    .unwrap_or(StormSpec::default().symptoms),
                 ..StormSpec::default()
             };
             let r = evaluate_storm(&shape.config, &spec);

@@ -485,25 +485,46 @@ impl Correlator {
         self.next_content_at = Some(at);
     }
 
-    /// Whether content clustering may move `group`: it says one thing (all
-    /// its members carry the opener's `alertname`: one alert on many
-    /// instances, or a group content built). A group that topology grew
-    /// from a fault and its symptoms says several things; different faults
-    /// raise the same symptom names, so content never merges such groups.
-    fn says_one_thing(&self, group: &Group) -> bool {
-        let Some(opener) = self.alerts.get(&group.opener.0) else {
-            return false;
-        };
-        let name = &opener.traits.alertname;
-        group.joinable
-            && group
-                .members
-                .iter()
-                .all(|fp| self.alerts.get(fp).is_some_and(|a| a.traits.alertname == *name))
+    /// What `group` says, if it says one thing: the `alertname` all its
+    /// members carry (one alert on many instances, or a group content
+    /// built), or else the one all its strong members carry, since a
+    /// warning from the background that happened to open or join the group
+    /// is not what it is about. A group that topology grew from a fault and
+    /// its symptoms says several things; different faults raise the same
+    /// symptom names, so content never moves such groups.
+    fn subject_of<'a>(&'a self, group: &Group) -> Option<&'a str> {
+        let opener = self.alerts.get(&group.opener.0)?;
+        let members = || group.members.iter().filter_map(|fp| self.alerts.get(fp));
+        if members().all(|a| a.traits.alertname == opener.traits.alertname) {
+            return Some(&opener.traits.alertname);
+        }
+        let mut strong = members().filter(|a| a.traits.severity >= crate::analysis::STRONG);
+        let first = strong.next()?;
+        strong
+            .all(|a| a.traits.alertname == first.traits.alertname)
+            .then_some(&*first.traits.alertname)
     }
 
-    /// One clustering run over the firing alerts of the open window whose
-    /// groups say one thing (see [`Self::says_one_thing`]), at most
+    /// Whether an alert named `name` at `severity` joining `group` keeps
+    /// the group saying one thing, and that thing is `name`.
+    fn keeps_subject(&self, group: &Group, name: &str, severity: AlertSeverity) -> bool {
+        match self.subject_of(group) {
+            Some(subject) => subject == name,
+            // Only weak alerts of other names so far: a strong alert
+            // becomes the subject.
+            None => {
+                severity >= crate::analysis::STRONG
+                    && group
+                        .members
+                        .iter()
+                        .filter_map(|fp| self.alerts.get(fp))
+                        .all(|a| a.traits.severity < crate::analysis::STRONG)
+            }
+        }
+    }
+
+    /// One clustering run over the firing alerts of the open window that
+    /// carry what their group says (see [`Self::subject_of`]), at most
     /// `max_points` of them, the latest joined. Groups all of whose points
     /// fall in one cluster merge into one survivor (a declared incident
     /// first, else the oldest); each absorbed group's opener records the
@@ -545,7 +566,7 @@ impl Correlator {
         if per_name.is_empty() {
             return;
         }
-        let mut eligible: FxHashMap<GroupId, bool> = FxHashMap::default();
+        let mut eligible: FxHashMap<GroupId, Option<Arc<str>>> = FxHashMap::default();
         let mut points: Vec<(Timestamp, Fingerprint, GroupId, crate::content::Features)> =
             Vec::new();
         for (at, fp, alert) in candidates {
@@ -554,10 +575,11 @@ impl Correlator {
                 continue;
             }
             let group = alert.group;
-            let ok = *eligible
-                .entry(group)
-                .or_insert_with(|| self.groups.get(&group).is_some_and(|g| self.says_one_thing(g)));
-            if ok {
+            let subject = eligible.entry(group).or_insert_with(|| {
+                let g = self.groups.get(&group).filter(|g| g.joinable)?;
+                self.subject_of(g).map(Arc::<str>::from)
+            });
+            if subject.as_deref() == Some(&*alert.traits.alertname) {
                 points.push((at, fp, group, **content));
             }
         }
@@ -641,6 +663,10 @@ impl Correlator {
                     alert.reason_text = Default::default();
                 }
                 self.stats.content_merges += 1;
+            }
+            if let Some(group) = self.groups.get_mut(&survivor) {
+                let subject = members.first().and_then(|&i| self.alerts.get(&points[i].1));
+                group.shared_cause = subject.map(|a| a.traits.alertname.clone());
             }
             self.after_change(survivor, true, now, sink);
         }
@@ -779,16 +805,14 @@ impl Correlator {
             self.baseline.record(&obs.traits.alertname, now, baseline);
         }
         // Content only ever moves groups that say one thing, and only in a
-        // burst: an alert that joins a group opened by another alertname,
-        // or whose alertname is at its usual rate, can never be one of its
+        // burst: an alert that joins a group about another alertname, or
+        // whose alertname is at its usual rate, can never be one of its
         // points, so its features are not kept (nor queued for a pass).
         let content = obs.content.filter(|_| {
             let one_thing = matches!(reason, JoinReason::Opened)
-                || self
-                    .groups
-                    .get(&group)
-                    .and_then(|g| self.alerts.get(&g.opener.0))
-                    .is_some_and(|opener| opener.traits.alertname == obs.traits.alertname);
+                || self.groups.get(&group).is_some_and(|g| {
+                    self.keeps_subject(g, &obs.traits.alertname, obs.traits.severity)
+                });
             let name = &obs.traits.alertname;
             one_thing && self.baseline.is_bursting(name, now, &self.settings.content)
         });
@@ -835,7 +859,23 @@ impl Correlator {
     ) -> Option<(GroupId, JoinReason)> {
         let grouping = &self.settings.grouping;
         let strong = obs.traits.severity >= crate::analysis::STRONG;
-        let closest = closest_link(links.iter(), grouping.hop_cost, strong)?;
+        // An alert that the group already puts down to a shared cause is not
+        // explained by a failure in one of its dependencies: that failure
+        // is another incident.
+        let admits = |link: &&Link| {
+            !link.explains
+                || !self.groups.get(&link.group).is_some_and(|g| {
+                    g.shared_cause.as_ref().is_some_and(|name| {
+                        **name != *obs.traits.alertname
+                            && link
+                                .reason
+                                .via()
+                                .and_then(|fp| self.alerts.get(&fp))
+                                .is_some_and(|linked| linked.traits.alertname == *name)
+                    })
+                })
+        };
+        let closest = closest_link(links.iter().filter(admits), grouping.hop_cost, strong)?;
         let by_topology = closest.rank < crate::linker::LABEL_RULE_RANK;
         if !strong && by_topology && !grouping.weak_link_within.is_zero() {
             let far = link_distance(closest, grouping.hop_cost) > nanos(grouping.weak_link_within);
@@ -858,7 +898,8 @@ impl Correlator {
         if !closest.explains {
             return Some((closest.group, closest.reason.clone()));
         }
-        let mut ids: Vec<GroupId> = links.iter().filter(|l| l.explains).map(|l| l.group).collect();
+        let mut ids: Vec<GroupId> =
+            links.iter().filter(admits).filter(|l| l.explains).map(|l| l.group).collect();
         ids.sort_unstable();
         ids.dedup();
         let survivor = ids
@@ -891,6 +932,7 @@ impl Correlator {
             services: BTreeMap::new(),
             max_severity: AlertSeverity::Info,
             critical_on: None,
+            shared_cause: None,
             joinable: true,
             quiet_since: None,
             incident: None,
@@ -1049,6 +1091,7 @@ impl Correlator {
         group.first_at = group.first_at.min(absorbed.first_at);
         group.max_severity = group.max_severity.max(absorbed.max_severity);
         group.critical_on = group.critical_on.take().or(absorbed.critical_on);
+        group.shared_cause = group.shared_cause.take().or(absorbed.shared_cause);
         if group.firing > 0 {
             self.timers.cancel(&mut group.timers.quiet, TimerKind::Quiet, into);
             group.quiet_since = None;

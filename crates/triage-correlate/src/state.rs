@@ -233,6 +233,10 @@ pub struct Group {
     /// Set when a critical alert hit an important service (for the
     /// declaration rule), naming the service.
     pub critical_on: Option<String>,
+    /// The `alertname` content clustering merged this group on: a cause
+    /// outside the catalog that its services share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_cause: Option<Arc<str>>,
     pub joinable: bool,
     /// When the last firing member resolved.
     pub quiet_since: Option<Timestamp>,

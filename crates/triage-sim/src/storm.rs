@@ -43,6 +43,9 @@ pub struct StormSpec {
     pub api_v2_share: f64,
     /// Instances (pods) alerting per affected service: fewest and most.
     pub instances: (u64, u64),
+    /// Symptom alerts a caller of a failing service raises together
+    /// (latency, errors, saturation, SLO burn): fewest and most.
+    pub symptoms: (u64, u64),
 }
 
 impl Default for StormSpec {
@@ -61,6 +64,7 @@ impl Default for StormSpec {
             pad_to_bytes: 0,
             api_v2_share: 0.1,
             instances: (1, 3),
+            symptoms: (1, 1),
         }
     }
 }
@@ -106,16 +110,30 @@ pub fn generate(topology: &Topology, spec: &StormSpec) -> Storm {
     let span = spec.duration.as_secs().max(60);
     let ids: Vec<ServiceId> = topology.ids().collect();
 
+    // What each fault made alert, and when: a later fault does not start in
+    // a service that is alerting for an earlier one (see `is_busy`).
+    let mut busy: Vec<(Vec<ServiceId>, Timestamp, Timestamp)> = Vec::new();
     for fault in 0..spec.faults {
-        let Some(&root) = pick_root(topology, &ids, &mut rng) else {
+        let mut drawn = None;
+        for _ in 0..16 {
+            let Some(&root) = pick_root(topology, &ids, &mut rng) else {
+                break;
+            };
+            let t0 = spec.start.plus(Duration::from_secs(rng.below(span * 3 / 4)));
+            drawn = Some((root, t0));
+            if !is_busy(&busy, root, t0) {
+                break;
+            }
+        }
+        let Some((root, t0)) = drawn else {
             break;
         };
-        let t0 = spec.start.plus(Duration::from_secs(rng.below(span * 3 / 4)));
         let length = Duration::from_secs(rng.between(6 * 60, 25 * 60));
         let truth = (format!("fault-{fault}"), topology.name(root).to_owned());
-        for occurrence in
-            fault_alerts(topology, (fault, root), (t0, length), spec.instances, &mut rng)
-        {
+        let (alerts, affected) =
+            fault_alerts(topology, (fault, root), (t0, length), spec, &mut rng);
+        busy.push((affected, t0, t0.plus(length).plus(Duration::from_secs(90))));
+        for occurrence in alerts {
             occurrences.push((occurrence, Some(truth.clone())));
         }
     }
@@ -205,6 +223,26 @@ const SHARED_CAUSES: [(&str, &str); 3] = [
     ("TokenRejected", "tokens rejected by the identity provider: signature invalid"),
 ];
 
+/// What the callers of a failing service alert on.
+const SYMPTOMS: [&str; 4] = ["HighLatency", "HighErrorRate", "SLOBurnRateHigh", "Saturation"];
+
+/// Whether `service` alerts for an earlier fault around `at`. Nobody can
+/// tell a second fault starting in a service that is already failing from
+/// the first one, and it is often no second fault at all: a pool exhausted
+/// while a dependency is slow is the slowness. So the generator does not
+/// label such a pair as two incidents; faults still overlap in time on
+/// other services.
+fn is_busy(
+    busy: &[(Vec<ServiceId>, Timestamp, Timestamp)],
+    service: ServiceId,
+    at: Timestamp,
+) -> bool {
+    let margin = Duration::from_secs(5 * 60);
+    busy.iter().any(|(services, from, to)| {
+        services.contains(&service) && at.plus(margin) >= *from && at <= to.plus(margin)
+    })
+}
+
 /// Faults start more often in shared infrastructure: services others
 /// depend on.
 fn pick_root<'a>(
@@ -224,16 +262,18 @@ fn pick_root<'a>(
     Some(rng.pick(ids))
 }
 
-/// The alerts of fault number `fault` starting in `root`. Pod names carry
+/// The alerts of fault number `fault` starting in `root`, and the services
+/// that raised them. Pod names carry
 /// the fault number, as restarted pods get new names, so an alert of one
 /// fault never shares its identity with another fault's.
 fn fault_alerts(
     topology: &Topology,
     (fault, root): (u32, ServiceId),
     (t0, length): (Timestamp, Duration),
-    (fewest, most): (u64, u64),
+    spec: &StormSpec,
     rng: &mut SplitMix64,
-) -> Vec<Occurrence> {
+) -> (Vec<Occurrence>, Vec<ServiceId>) {
+    let (fewest, most) = spec.instances;
     let mut out = Vec::new();
     let cause = *rng.pick(&["InstanceDown", "HighErrorRate", "ConnectionPoolExhausted"]);
     for instance in 0..rng.between(fewest, most) {
@@ -255,23 +295,36 @@ fn fault_alerts(
                 }
                 seen.push(caller);
                 let start = at.plus(Duration::from_secs(rng.between(15, 75)));
-                let symptom =
-                    *rng.pick(&["HighLatency", "HighErrorRate", "SLOBurnRateHigh", "Saturation"]);
                 let severity =
                     if topology.service(caller).tier == 1 { "critical" } else { "error" };
-                for instance in 0..rng.between(fewest, most) {
-                    let pod = format!("f{fault}-{instance}");
-                    let labels = alert_labels(symptom, topology.name(caller), severity, &pod);
-                    let summary = format!("{symptom} on {}", topology.name(caller));
-                    let end = t0.plus(length).plus(Duration::from_secs(rng.between(10, 90)));
-                    out.push(Occurrence { labels, summary, start, end });
+                let name = topology.name(caller);
+                let raise = |out: &mut Vec<Occurrence>, rng: &mut SplitMix64, symptom, fires| {
+                    for instance in 0..rng.between(fewest, most) {
+                        let pod = format!("f{fault}-{instance}");
+                        let labels = alert_labels(symptom, name, severity, &pod);
+                        let summary = format!("{symptom} on {name}");
+                        let end = t0.plus(length).plus(Duration::from_secs(rng.between(10, 90)));
+                        out.push(Occurrence { labels, summary, start: fires, end });
+                    }
+                };
+                let mut kinds = SYMPTOMS.to_vec();
+                let first = kinds.swap_remove(rng.below(kinds.len() as u64) as usize);
+                raise(&mut out, rng, first, start);
+                let (lo, hi) = spec.symptoms;
+                let more = if hi > 1 { rng.between(lo.max(1), hi).min(4) - 1 } else { 0 };
+                for _ in 0..more {
+                    let symptom = kinds.swap_remove(rng.below(kinds.len() as u64) as usize);
+                    // Rules over longer windows (SLO burn, saturation) fire
+                    // after the first symptom.
+                    let fires = start.plus(Duration::from_secs(rng.between(5, 60)));
+                    raise(&mut out, rng, symptom, fires);
                 }
                 next.push((caller, start));
             }
         }
         frontier = next;
     }
-    out
+    (out, seen)
 }
 
 fn alert_labels(
