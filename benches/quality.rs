@@ -56,46 +56,69 @@ fn main() {
          | AM F1 | TW F1 |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
-    for shape in &shapes {
-        let mut sums = [0.0f64; 9];
-        let seeds = [1u64, 2, 3, 4, 5];
-        for &seed in &seeds {
-            let spec = StormSpec {
-                seed,
-                duration: Duration::from_secs(12 * 3600),
-                faults: shape.faults,
-                noise_per_hour: 20,
-                instances: range_from_env("TRIAGE_BENCH_INSTANCES")
-                    .unwrap_or(StormSpec::default().instances),
-                symptoms: range_from_env("TRIAGE_BENCH_SYMPTOMS")
-                    .unwrap_or(StormSpec::default().symptoms),
-                ..StormSpec::default()
-            };
-            let r = evaluate_storm(&shape.config, &spec);
-            if let Some(dir) = std::env::var_os("TRIAGE_BENCH_DUMP") {
-                dump(std::path::Path::new(&dir), shape, &spec);
-            }
-            let t = &r.triage;
-            let row = [
-                t.pairwise_f1,
-                t.adjusted_rand_index,
-                t.compression,
-                t.root_cause_top1,
-                t.root_cause_top3,
-                t.mean_seconds_to_declare,
-                r.alertmanager.pairwise_f1,
-                r.time_window.pairwise_f1,
-                r.truth_compression,
-            ];
-            for (sum, value) in sums.iter_mut().zip(row) {
-                *sum += value;
-            }
-            let _ = writeln!(out, "| {} | {seed} | {} |", shape.name, cells(&row));
+    // The simulator's default density, then a sparse variant: one alert
+    // rule per caller and fewer pods, so fewer alerts per fault and each
+    // wrong link costs more.
+    let densities = [
+        (
+            "",
+            range_from_env("TRIAGE_BENCH_INSTANCES").unwrap_or(StormSpec::default().instances),
+            range_from_env("TRIAGE_BENCH_SYMPTOMS").unwrap_or(StormSpec::default().symptoms),
+        ),
+        (", sparse", (1, 3), (1, 1)),
+    ];
+    for (density, instances, symptoms) in densities {
+        for shape in &shapes {
+            score_shape(&mut out, shape, density, (instances, symptoms));
         }
-        let n = seeds.len() as f64;
-        let m: Vec<f64> = sums.iter().map(|s| s / n).collect();
-        let _ = writeln!(out, "| **{} mean** | | {} |", shape.name, cells(&m));
     }
+}
+
+/// Scores `shape` on every seed at one density, one row per storm and
+/// their mean.
+fn score_shape(
+    out: &mut impl std::io::Write,
+    shape: &Shape,
+    density: &str,
+    (instances, symptoms): ((u64, u64), (u64, u64)),
+) {
+    let mut sums = [0.0f64; 9];
+    let seeds = [1u64, 2, 3, 4, 5];
+    let name = format!("{}{density}", shape.name);
+    for &seed in &seeds {
+        let spec = StormSpec {
+            seed,
+            duration: Duration::from_secs(12 * 3600),
+            faults: shape.faults,
+            noise_per_hour: 20,
+            instances,
+            symptoms,
+            ..StormSpec::default()
+        };
+        let r = evaluate_storm(&shape.config, &spec);
+        if let Some(dir) = std::env::var_os("TRIAGE_BENCH_DUMP") {
+            dump(std::path::Path::new(&dir), shape, &name, &spec);
+        }
+        let t = &r.triage;
+        let row = [
+            t.pairwise_f1,
+            t.adjusted_rand_index,
+            t.compression,
+            t.root_cause_top1,
+            t.root_cause_top3,
+            t.mean_seconds_to_declare,
+            r.alertmanager.pairwise_f1,
+            r.time_window.pairwise_f1,
+            r.truth_compression,
+        ];
+        for (sum, value) in sums.iter_mut().zip(row) {
+            *sum += value;
+        }
+        let _ = writeln!(out, "| {name} | {seed} | {} |", cells(&row));
+    }
+    let n = seeds.len() as f64;
+    let m: Vec<f64> = sums.iter().map(|s| s / n).collect();
+    let _ = writeln!(out, "| **{name} mean** | | {} |", cells(&m));
 }
 
 /// One row's figures, in the table's order: F1, ARI, compression with the
@@ -109,12 +132,16 @@ fn cells(v: &[f64]) -> String {
 }
 
 /// Writes a storm's alerts, truth and drained replay events as JSON lines.
-fn dump(dir: &std::path::Path, shape: &Shape, spec: &StormSpec) {
+fn dump(dir: &std::path::Path, shape: &Shape, name: &str, spec: &StormSpec) {
     let storm = triage_sim::generate(&shape.config.topology, spec);
-    let events = triage_suite::replay_lines(&shape.config, &storm.lines, &[]);
+    let mut settings = (*shape.config.settings).clone();
+    settings.limits.max_alerts_listed = usize::MAX;
+    let config = Config { settings: std::sync::Arc::new(settings), ..shape.config.clone() };
+    let events = triage_suite::replay_lines(&config, &storm.lines, &[]);
     let truth: Vec<String> =
         storm.truth.iter().map(|r| serde_json::to_string(r).unwrap_or_default()).collect();
-    let stem = format!("{}-{}", shape.name.split(' ').next().unwrap_or("storm"), spec.seed);
+    let sparse = if name.ends_with("sparse") { "-sparse" } else { "" };
+    let stem = format!("{}{sparse}-{}", name.split(' ').next().unwrap_or("storm"), spec.seed);
     let _ = std::fs::create_dir_all(dir);
     for (suffix, lines) in [("alerts", &storm.lines), ("truth", &truth), ("events", &events)] {
         let path = dir.join(format!("{stem}.{suffix}.jsonl"));

@@ -508,19 +508,24 @@ impl Correlator {
     /// Whether an alert named `name` at `severity` joining `group` keeps
     /// the group saying one thing, and that thing is `name`.
     fn keeps_subject(&self, group: &Group, name: &str, severity: AlertSeverity) -> bool {
-        match self.subject_of(group) {
-            Some(subject) => subject == name,
-            // Only weak alerts of other names so far: a strong alert
-            // becomes the subject.
-            None => {
-                severity >= crate::analysis::STRONG
-                    && group
-                        .members
-                        .iter()
-                        .filter_map(|fp| self.alerts.get(fp))
-                        .all(|a| a.traits.severity < crate::analysis::STRONG)
+        let strong = crate::analysis::STRONG;
+        let opener = self.alerts.get(&group.opener.0);
+        if opener.is_some_and(|o| *o.traits.alertname == *name) {
+            return true;
+        }
+        // Every strong member must carry `name`; with none yet, a strong
+        // alert becomes the subject. One pass, left at the first strong
+        // member that says something else (usually the opener).
+        let mut seen_strong = false;
+        for alert in group.members.iter().filter_map(|fp| self.alerts.get(fp)) {
+            if alert.traits.severity >= strong {
+                if *alert.traits.alertname != *name {
+                    return false;
+                }
+                seen_strong = true;
             }
         }
+        seen_strong || severity >= strong
     }
 
     /// One clustering run over the firing alerts of the open window that

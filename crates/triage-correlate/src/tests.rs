@@ -799,3 +799,65 @@ fn content_does_not_merge_two_services_or_groups_that_topology_built() {
     let events = h.feed(&records).finish().to_vec();
     assert_eq!(h.engine.stats().content_merges, 0, "{events:#?}");
 }
+
+#[test]
+fn a_background_warning_in_a_group_does_not_keep_content_from_merging_it() {
+    // A warning on cart opens a group; checkout's certificate error joins
+    // it through the graph. Two leaves raise the same error: the three are
+    // one shared cause, and the warning is not what checkout's group says.
+    let records = [
+        firing(&alert("HighCPU", "cart", "warning", "bg"), 0),
+        firing(&alert("TLSHandshakeFailing", "checkout", "error", "a"), 60),
+        firing(&alert("TLSHandshakeFailing", "payments-db", "error", "b"), 62),
+        firing(&alert("TLSHandshakeFailing", "search-index", "error", "c"), 64),
+        firing(&alert("Heartbeat", "", "info", "a"), 180),
+    ];
+    let mut h = Harness::new(Settings::default());
+    let events = h.feed(&records).finish().to_vec();
+    assert_eq!(h.engine.stats().content_merges, 2, "{events:#?}");
+    let tls = holding(&events, "TLSHandshakeFailing").unwrap_or_else(|| panic!("{events:#?}"));
+    let names: Vec<&str> = tls.alerts.iter().map(|a| &*a.alertname).collect();
+    assert_eq!(names.iter().filter(|n| **n == "TLSHandshakeFailing").count(), 3, "{tls:#?}");
+}
+
+#[test]
+fn a_dependency_failing_after_a_shared_cause_is_an_incident_of_its_own() {
+    // Three services with no dependency between them fail one way at once;
+    // then the database under one of them goes down.
+    let spec = |name: &str, deps: &[&str]| ServiceSpec {
+        name: name.into(),
+        depends_on: deps.iter().map(|d| (*d).into()).collect(),
+        ..ServiceSpec::default()
+    };
+    let specs = [spec("a", &["a-db"]), spec("a-db", &[]), spec("b", &[]), spec("c", &[])];
+    let topology = Arc::new(Topology::build(&specs, 2).unwrap_or_else(|e| panic!("{e:?}")));
+    let records = [
+        firing(&alert("TokenRejected", "a", "error", "1"), 0),
+        firing(&alert("TokenRejected", "b", "error", "1"), 2),
+        firing(&alert("TokenRejected", "c", "error", "1"), 4),
+        firing(&alert("InstanceDown", "a-db", "critical", "1"), 100),
+        firing(&alert("Heartbeat", "", "info", "a"), 400),
+    ];
+    let run = |content: bool| {
+        let mut settings = Settings::default();
+        settings.content.enabled = content;
+        let mut engine = Correlator::new(Arc::new(settings), topology.clone(), 0);
+        let mut sink = CollectingSink::default();
+        for (i, r) in records.iter().enumerate() {
+            engine.ingest(r, i as u64, &mut sink);
+        }
+        engine.finish(&mut sink);
+        sink.events
+    };
+    // Without content, a's token error is a lone alert, and the database
+    // under it reads as its cause.
+    let events = run(false);
+    let db = holding(&events, "InstanceDown").unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(db.alert_count, 2, "{db:#?}");
+    // With content, a's error has a cause the catalog does not show.
+    let events = run(true);
+    let db = holding(&events, "InstanceDown").unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!((db.alert_count, db.services.len()), (1, 1), "{db:#?}");
+    let tokens = holding(&events, "TokenRejected").unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(tokens.alert_count, 3, "{tokens:#?}");
+}

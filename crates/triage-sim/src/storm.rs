@@ -42,6 +42,8 @@ pub struct StormSpec {
     /// Share of records sent as API v2 arrays rather than webhook payloads.
     pub api_v2_share: f64,
     /// Instances (pods) alerting per affected service: fewest and most.
+    /// Services run several replicas and most alert rules keep the `pod`
+    /// label, so a failing service raises one alert per pod.
     pub instances: (u64, u64),
     /// Symptom alerts a caller of a failing service raises together
     /// (latency, errors, saturation, SLO burn): fewest and most.
@@ -63,8 +65,8 @@ impl Default for StormSpec {
             max_delay: Duration::from_secs(20),
             pad_to_bytes: 0,
             api_v2_share: 0.1,
-            instances: (1, 3),
-            symptoms: (1, 1),
+            instances: (2, 5),
+            symptoms: (1, 3),
         }
     }
 }
