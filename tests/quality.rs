@@ -32,10 +32,10 @@ fn the_example_storm_scores_at_least_the_recorded_figures() {
     let truth = triage::eval::read_truth(truth_text.as_slice()).unwrap_or_else(|e| panic!("{e}"));
     let report = evaluate_alerts(&config, &alerts, &truth);
     let t = &report.triage;
-    assert!(t.pairwise_f1 >= 0.96, "{t:?}");
-    assert!(t.adjusted_rand_index >= 0.96, "{t:?}");
-    assert!(t.compression >= 0.89, "{t:?}");
-    assert!(t.root_cause_top1 >= 0.97, "{t:?}");
+    assert!(t.pairwise_f1 >= 0.95, "{t:?}");
+    assert!(t.adjusted_rand_index >= 0.95, "{t:?}");
+    assert!(t.compression >= 0.94, "{t:?}");
+    assert!(t.root_cause_top1 >= 0.95, "{t:?}");
     assert!(t.root_cause_top3 >= 0.97, "{t:?}");
     assert_eq!(t.incidents_missed, 0, "{t:?}");
     assert_beats_baselines(&report);
@@ -55,7 +55,7 @@ fn a_storm_over_a_large_layered_platform_scores_at_least_the_recorded_figures() 
     let t = &report.triage;
     assert!(t.pairwise_f1 >= 0.99, "{t:?}");
     assert!(t.adjusted_rand_index >= 0.99, "{t:?}");
-    assert!(t.compression >= 0.91, "{t:?}");
+    assert!(t.compression >= 0.95, "{t:?}");
     assert!(t.root_cause_top1 >= 0.97, "{t:?}");
     assert!(t.root_cause_top3 >= 0.97, "{t:?}");
     assert_beats_baselines(&report);

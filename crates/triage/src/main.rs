@@ -195,6 +195,13 @@ struct SimArgs {
     /// Background noise alerts per hour.
     #[arg(long, default_value_t = 30)]
     noise_per_hour: u32,
+    /// Pods alerting per failing service, fewest-most.
+    #[arg(long, default_value = "2-5", value_parser = parse_range)]
+    pods: (u64, u64),
+    /// Symptom alerts each caller of a failing service raises, fewest-most
+    /// (of latency, errors, saturation, SLO burn).
+    #[arg(long, default_value = "1-3", value_parser = parse_range)]
+    symptoms: (u64, u64),
     /// Where to write the storm (stdout when absent).
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -436,6 +443,19 @@ fn run_explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `LO-HI` (or a single `N`) with `1 <= LO <= HI`.
+fn parse_range(text: &str) -> Result<(u64, u64), String> {
+    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+    let number = |s: &str| {
+        s.trim().parse::<u64>().map_err(|e| format!("`{text}`: `{s}` is not a count ({e})"))
+    };
+    let (lo, hi) = (number(lo)?, number(hi)?);
+    if lo == 0 || lo > hi {
+        return Err(format!("`{text}`: expected LO-HI with 1 <= LO <= HI"));
+    }
+    Ok((lo, hi))
+}
+
 fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
     let config = match load_config(&args.config) {
         Ok(c) => c,
@@ -446,6 +466,8 @@ fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         duration: args.duration.get().max(Duration::from_secs(60)),
         faults: args.faults,
         noise_per_hour: args.noise_per_hour,
+        instances: args.pods,
+        symptoms: args.symptoms,
         ..StormSpec::default()
     };
     let storm = triage::sim::storm(&config, &spec);
