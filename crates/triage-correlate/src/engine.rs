@@ -864,22 +864,7 @@ impl Correlator {
     ) -> Option<(GroupId, JoinReason)> {
         let grouping = &self.settings.grouping;
         let strong = obs.traits.severity >= crate::analysis::STRONG;
-        // An alert that the group already puts down to a shared cause is not
-        // explained by a failure in one of its dependencies: that failure
-        // is another incident.
-        let admits = |link: &&Link| {
-            !link.explains
-                || !self.groups.get(&link.group).is_some_and(|g| {
-                    g.shared_cause.as_ref().is_some_and(|name| {
-                        **name != *obs.traits.alertname
-                            && link
-                                .reason
-                                .via()
-                                .and_then(|fp| self.alerts.get(&fp))
-                                .is_some_and(|linked| linked.traits.alertname == *name)
-                    })
-                })
-        };
+        let admits = |link: &&Link| self.admits(link, obs);
         let closest = closest_link(links.iter().filter(admits), grouping.hop_cost, strong)?;
         let by_topology = closest.rank < crate::linker::LABEL_RULE_RANK;
         if !strong && by_topology && !grouping.weak_link_within.is_zero() {
@@ -918,6 +903,30 @@ impl Correlator {
             }
         }
         Some((survivor, closest.reason.clone()))
+    }
+
+    /// Whether `link` may place `obs` at all, before the closest is chosen.
+    fn admits(&self, link: &Link, obs: &Observation) -> bool {
+        // A link through services that show nothing is weak evidence, like
+        // a warning's, and counts only while it is fresh.
+        let quiet_within = nanos(self.settings.grouping.weak_link_within);
+        if link.quiet_path && quiet_within > 0 && link.reason.gap_nanos() > quiet_within {
+            return false;
+        }
+        // An alert that the group already puts down to a shared cause is not
+        // explained by a failure in one of its dependencies: that failure
+        // is another incident.
+        let Some(shared) = self.groups.get(&link.group).and_then(|g| g.shared_cause.as_ref())
+        else {
+            return true;
+        };
+        !link.explains
+            || **shared == *obs.traits.alertname
+            || !link
+                .reason
+                .via()
+                .and_then(|fp| self.alerts.get(&fp))
+                .is_some_and(|linked| linked.traits.alertname == *shared)
     }
 
     fn open_group(&mut self, obs: &Observation, now: Timestamp) -> GroupId {

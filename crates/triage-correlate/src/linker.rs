@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use triage_model::{Fingerprint, Timestamp};
-use triage_topology::{Relation, ServiceId, ServiceSet, Topology};
+use triage_topology::{Neighbour, Relation, ServiceId, ServiceSet, Topology};
 
 use crate::state::{GroupId, JoinReason, ServiceRef};
 
@@ -60,6 +60,9 @@ pub struct Link {
     /// group; a strong alert prefers such links over ones to services
     /// that only warn.
     pub via_strong: bool,
+    /// The link passes through services between the two that alert in no
+    /// open group: the failure did not visibly travel along it.
+    pub quiet_path: bool,
     /// Why, for the explanation.
     pub reason: JoinReason,
 }
@@ -223,6 +226,25 @@ impl TopologyLinker {
     }
 }
 
+impl TopologyLinker {
+    /// Whether every service on the two-hop paths between `service` and
+    /// `near` is silent (alerts in no open group). Paths are at most two
+    /// hops (`max_hops` is at most 2), so the services between are the
+    /// dependencies of the upper one that depend on the lower one.
+    fn is_quiet_path(&self, service: ServiceId, near: &Neighbour) -> bool {
+        let (upper, lower) = match near.relation {
+            _ if near.hops < 2 => return false,
+            Relation::Calls => (service, near.service),
+            Relation::CalledBy => (near.service, service),
+            Relation::Same => return false,
+        };
+        !self.topology.depends_on(upper).any(|between| {
+            self.active.contains(between)
+                && self.topology.depends_on(between).any(|below| below == lower)
+        })
+    }
+}
+
 impl Linker for TopologyLinker {
     fn propose(&self, alert: &AlertView<'_>, out: &mut Vec<Link>) {
         let ServiceRef::Known(service) = alert.service else {
@@ -254,6 +276,7 @@ impl Linker for TopologyLinker {
                     rank: u32::from(near.hops),
                     explains,
                     via_strong,
+                    quiet_path: self.is_quiet_path(*service, near),
                     reason: JoinReason::Topology {
                         via: entry.via,
                         via_service: near.service,
@@ -318,6 +341,7 @@ impl Linker for LabelRuleLinker {
                 rank: LABEL_RULE_RANK,
                 explains: false,
                 via_strong: true,
+                quiet_path: false,
                 reason: JoinReason::LabelRule {
                     via: entry.via,
                     gap_nanos: alert.at.unix_nanos().saturating_sub(entry.at.unix_nanos()),

@@ -61,9 +61,10 @@ pub struct Grouping {
     /// alerted minutes ago, however near in the graph.
     pub hop_cost: Duration,
     /// An alert below `error` joins a group through topology only when its
-    /// link (event time plus `hop_cost` per hop) is at most this long; zero
-    /// removes the bound. More instances of one alert on one service are
-    /// exempt.
+    /// link (event time plus `hop_cost` per hop) is at most this long, and
+    /// any alert links through services that alert nowhere only within
+    /// this much event time; zero removes both bounds. More instances of
+    /// one alert on one service are exempt.
     pub weak_link_within: Duration,
     /// For alerts whose service is unknown: alerts with equal values of
     /// these labels join one group.

@@ -626,6 +626,7 @@ impl crate::linker::Linker for ListedAlertsLinker {
                 rank: 5000,
                 explains: false,
                 via_strong: true,
+                quiet_path: false,
                 reason,
             });
         }
@@ -860,4 +861,27 @@ fn a_dependency_failing_after_a_shared_cause_is_an_incident_of_its_own() {
     assert_eq!((db.alert_count, db.services.len()), (1, 1), "{db:#?}");
     let tokens = holding(&events, "TokenRejected").unwrap_or_else(|| panic!("{events:#?}"));
     assert_eq!(tokens.alert_count, 3, "{tokens:#?}");
+}
+
+#[test]
+fn a_link_through_a_silent_service_counts_only_while_it_is_fresh() {
+    // web reaches redis through search, which shows nothing.
+    let redis = alert("RedisDown", "redis", "critical", "a");
+    let web = alert("HighErrorRate", "web", "error", "a");
+    let search = alert("HighLatency", "search", "error", "a");
+    let groups = |records: &[AlertRecord<'static>]| {
+        let mut h = Harness::new(Settings::default());
+        h.feed(records).finish();
+        h.engine.stats().groups_opened
+    };
+    assert_eq!(groups(&[firing(&redis, 0), firing(&web, 60)]), 1, "fresh: joins");
+    assert_eq!(groups(&[firing(&redis, 0), firing(&web, 150)]), 2, "stale and silent: apart");
+    // When search alerts as well, the failure visibly travelled up.
+    let through = [firing(&redis, 0), firing(&search, 10), firing(&web, 150)];
+    assert_eq!(groups(&through), 1);
+    let mut unbounded = Settings::default();
+    unbounded.grouping.weak_link_within = Duration::ZERO;
+    let mut h = Harness::new(unbounded);
+    h.feed(&[firing(&redis, 0), firing(&web, 150)]).finish();
+    assert_eq!(h.engine.stats().groups_opened, 1, "zero removes the bound");
 }

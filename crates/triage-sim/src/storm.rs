@@ -112,9 +112,9 @@ pub fn generate(topology: &Topology, spec: &StormSpec) -> Storm {
     let span = spec.duration.as_secs().max(60);
     let ids: Vec<ServiceId> = topology.ids().collect();
 
-    // What each fault made alert, and when: a later fault does not start in
-    // a service that is alerting for an earlier one (see `is_busy`).
-    let mut busy: Vec<(Vec<ServiceId>, Timestamp, Timestamp)> = Vec::new();
+    // What each fault made alert, and when: no fault starts in a service
+    // that alerts for another at the time (see `Busy::overlaps`).
+    let mut busy: Vec<Busy> = Vec::new();
     for fault in 0..spec.faults {
         let mut drawn = None;
         for _ in 0..16 {
@@ -122,19 +122,21 @@ pub fn generate(topology: &Topology, spec: &StormSpec) -> Storm {
                 break;
             };
             let t0 = spec.start.plus(Duration::from_secs(rng.below(span * 3 / 4)));
-            drawn = Some((root, t0));
-            if !is_busy(&busy, root, t0) {
+            let length = Duration::from_secs(rng.between(6 * 60, 25 * 60));
+            let (alerts, affected) =
+                fault_alerts(topology, (fault, root), (t0, length), spec, &mut rng);
+            let this = Busy { affected, from: t0, to: t0.plus(length).plus(SYMPTOM_TAIL) };
+            let clash = busy.iter().any(|earlier| earlier.overlaps(&this));
+            drawn = Some((root, alerts, this));
+            if !clash {
                 break;
             }
         }
-        let Some((root, t0)) = drawn else {
+        let Some((root, alerts, this)) = drawn else {
             break;
         };
-        let length = Duration::from_secs(rng.between(6 * 60, 25 * 60));
+        busy.push(this);
         let truth = (format!("fault-{fault}"), topology.name(root).to_owned());
-        let (alerts, affected) =
-            fault_alerts(topology, (fault, root), (t0, length), spec, &mut rng);
-        busy.push((affected, t0, t0.plus(length).plus(Duration::from_secs(90))));
         for occurrence in alerts {
             occurrences.push((occurrence, Some(truth.clone())));
         }
@@ -198,9 +200,15 @@ pub fn generate(topology: &Topology, spec: &StormSpec) -> Storm {
         let (name, text) = *rng.pick(&SHARED_CAUSES);
         let truth = (format!("shared-{event}"), String::new());
         let mut hit: Vec<ServiceId> = Vec::new();
+        // Like a fault, a shared cause starts in no service that is failing
+        // for something else at the time.
+        let busy_at = |service: ServiceId| {
+            let here = Busy { affected: vec![service], from: t0, to: t0.plus(length) };
+            busy.iter().any(|fault| fault.overlaps(&here))
+        };
         for _ in 0..rng.between(4, 10) {
             let service = *rng.pick(&ids);
-            if hit.contains(&service) {
+            if hit.contains(&service) || busy_at(service) {
                 continue;
             }
             hit.push(service);
@@ -228,21 +236,33 @@ const SHARED_CAUSES: [(&str, &str); 3] = [
 /// What the callers of a failing service alert on.
 const SYMPTOMS: [&str; 4] = ["HighLatency", "HighErrorRate", "SLOBurnRateHigh", "Saturation"];
 
-/// Whether `service` alerts for an earlier fault around `at`. Nobody can
-/// tell a second fault starting in a service that is already failing from
-/// the first one, and it is often no second fault at all: a pool exhausted
-/// while a dependency is slow is the slowness. So the generator does not
-/// label such a pair as two incidents; faults still overlap in time on
-/// other services.
-fn is_busy(
-    busy: &[(Vec<ServiceId>, Timestamp, Timestamp)],
-    service: ServiceId,
-    at: Timestamp,
-) -> bool {
-    let margin = Duration::from_secs(5 * 60);
-    busy.iter().any(|(services, from, to)| {
-        services.contains(&service) && at.plus(margin) >= *from && at <= to.plus(margin)
-    })
+/// The longest a symptom outlives its fault.
+const SYMPTOM_TAIL: Duration = Duration::from_secs(90);
+
+/// What one fault made alert (its root first), and when.
+struct Busy {
+    affected: Vec<ServiceId>,
+    from: Timestamp,
+    to: Timestamp,
+}
+
+impl Busy {
+    /// Whether one of the two faults starts in a service that alerts for
+    /// the other at the time, give or take five minutes. Nobody can tell a
+    /// second fault starting in a service that is already failing from the
+    /// first one, and it is often no second fault at all: a pool exhausted
+    /// while a dependency is slow is the slowness. So the generator draws
+    /// such a fault again rather than label the pair as two incidents;
+    /// faults still overlap in time on other services.
+    fn overlaps(&self, other: &Busy) -> bool {
+        let margin = Duration::from_secs(5 * 60);
+        let near =
+            |a: &Busy, b: &Busy| a.from.plus(margin) >= b.from && a.from <= b.to.plus(margin);
+        let starts_in = |a: &Busy, b: &Busy| {
+            a.affected.first().is_some_and(|root| b.affected.contains(root)) && near(a, b)
+        };
+        starts_in(self, other) || starts_in(other, self)
+    }
 }
 
 /// Faults start more often in shared infrastructure: services others
@@ -305,7 +325,9 @@ fn fault_alerts(
                         let pod = format!("f{fault}-{instance}");
                         let labels = alert_labels(symptom, name, severity, &pod);
                         let summary = format!("{symptom} on {name}");
-                        let end = t0.plus(length).plus(Duration::from_secs(rng.between(10, 90)));
+                        let end = t0
+                            .plus(length)
+                            .plus(Duration::from_secs(rng.between(10, SYMPTOM_TAIL.as_secs())));
                         out.push(Occurrence { labels, summary, start: fires, end });
                     }
                 };
