@@ -922,11 +922,11 @@ impl Correlator {
         };
         !link.explains
             || **shared == *obs.traits.alertname
-            || !link
+            || link
                 .reason
                 .via()
                 .and_then(|fp| self.alerts.get(&fp))
-                .is_some_and(|linked| linked.traits.alertname == *shared)
+                .is_none_or(|linked| linked.traits.alertname != *shared)
     }
 
     fn open_group(&mut self, obs: &Observation, now: Timestamp) -> GroupId {
