@@ -274,7 +274,15 @@ fn render_shape(group: &Group, analysis: &Analysis, topology: &Topology) -> Rend
             .map(|(id, score, reason)| RootCause {
                 service: topology.service(*id).name.clone(),
                 score: *score,
-                reason: reason.clone(),
+                // The catalog's view of a shared cause names a service,
+                // but the cause is likely none of them.
+                reason: match &group.shared_cause {
+                    Some(name) => format!(
+                        "{name} on services with no dependency between them points to a \
+                         cause outside the catalog; {reason}"
+                    ),
+                    None => reason.clone(),
+                },
             })
             .collect(),
         owners: owners(group, analysis, topology),
@@ -341,8 +349,13 @@ pub fn render_event(
     let counts = (members.len(), shape.services.len());
     // Content merged groups that neither topology nor the label rule could
     // link: whatever they share is not in the catalog.
-    let by_content = members.iter().any(|a| matches!(a.reason, JoinReason::Content { .. }));
-    let title = title(group, analysis, topology, counts, resolved_at, (opener, by_content));
+    // (A group restored from a snapshot that predates `shared_cause` says
+    // it through its members' reasons.)
+    let shared_cause = group.shared_cause.as_deref().or_else(|| {
+        let by_content = members.iter().any(|a| matches!(a.reason, JoinReason::Content { .. }));
+        opener.filter(|_| by_content)
+    });
+    let title = title(group, analysis, topology, counts, resolved_at, (opener, shared_cause));
     Some(IncidentEvent {
         schema: SCHEMA_V1.to_owned(),
         event: header.kind,
@@ -414,7 +427,7 @@ fn title(
     topology: &Topology,
     (alert_count, service_count): (usize, usize),
     resolved_at: Option<Timestamp>,
-    (lead_alertname, by_content): (Option<&str>, bool),
+    (lead_alertname, shared_cause): (Option<&str>, Option<&str>),
 ) -> String {
     let lead = analysis
         .rendered
@@ -430,7 +443,7 @@ fn title(
     if service_count > 0 {
         let _ = write!(title, " on {}", plural(service_count, "service"));
     }
-    if let Some(name) = lead_alertname.filter(|_| by_content) {
+    if let Some(name) = shared_cause {
         let _ = write!(
             title,
             ", likely a shared cause the catalog does not show ({name} on unrelated services)"

@@ -778,6 +778,14 @@ fn content_merges_a_burst_of_a_rare_alert_but_not_the_background_at_its_usual_ra
         tls.title
     );
     assert_eq!(tls.declared_reason, "3 services alerting (min_services 3)");
+    assert!(
+        tls.root_cause.iter().all(|c| c.reason.starts_with(
+            "TLSHandshakeFailing on services with no dependency between them points to a \
+             cause outside the catalog; "
+        )),
+        "{:#?}",
+        tls.root_cause
+    );
 }
 
 #[test]
@@ -819,6 +827,9 @@ fn a_background_warning_in_a_group_does_not_keep_content_from_merging_it() {
     let tls = holding(&events, "TLSHandshakeFailing").unwrap_or_else(|| panic!("{events:#?}"));
     let names: Vec<&str> = tls.alerts.iter().map(|a| &*a.alertname).collect();
     assert_eq!(names.iter().filter(|n| **n == "TLSHandshakeFailing").count(), 3, "{tls:#?}");
+    // The title names what the services share, not the warning that opened
+    // the group.
+    assert!(tls.title.ends_with("(TLSHandshakeFailing on unrelated services)"), "{}", tls.title);
 }
 
 #[test]

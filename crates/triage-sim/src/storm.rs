@@ -206,7 +206,11 @@ pub fn generate(topology: &Topology, spec: &StormSpec) -> Storm {
             let here = Busy { affected: vec![service], from: t0, to: t0.plus(length) };
             busy.iter().any(|fault| fault.overlaps(&here))
         };
-        for _ in 0..rng.between(4, 10) {
+        let wanted = rng.between(4, 10) as usize;
+        for _ in 0..wanted * 8 {
+            if hit.len() == wanted {
+                break;
+            }
             let service = *rng.pick(&ids);
             if hit.contains(&service) || busy_at(service) {
                 continue;

@@ -17,10 +17,19 @@ fn triage(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
-    if let Some(mut input) = child.stdin.take() {
-        let _ = input.write_all(stdin);
+    // Written from another thread, so output larger than the pipe's buffer
+    // cannot stall the child before its input is all in.
+    let input = stdin.to_vec();
+    let writer = child.stdin.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        })
+    });
+    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    if let Some(writer) = writer {
+        let _ = writer.join();
     }
-    child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+    output
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -141,10 +141,18 @@ pub fn replay(config: &Path, lines: &[&str], partition: u32, options: &[&str]) -
         .stdout(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all((lines.join("\n") + "\n").as_bytes());
-    }
+    // Written from another thread: a storm's events outgrow the pipe's
+    // buffer long before its alerts are all written.
+    let input = lines.join("\n") + "\n";
+    let writer = child.stdin.take().map(|mut stdin| {
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        })
+    });
     let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
     assert!(output.status.success());
     String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
 }
