@@ -223,17 +223,18 @@ fn main() {
 
 /// A storm of `target` single-alert webhook lines of about 1.1 KB over a
 /// 2,000-service platform, at a fixed busy rate; the size sets how long it
-/// lasts (about 44 hours for a million lines). Per day: 2,080 independent
-/// faults (each propagating up to three hops to the callers with two to six
-/// instances per affected service), 2,600 noise alerts an hour on random
+/// lasts (a day and a half or so for a million lines). Per day: 2,080
+/// independent faults (each propagating up to three hops to the callers
+/// with two to six instances per affected service and one to three symptom
+/// rules per caller), 2,600 noise alerts an hour on random
 /// services, 520 flapping alerts, 130 fleet-wide events (12-30 hosts, no
 /// service label), 130 shared causes outside the catalog (one alert with
 /// one text on 4-10 unrelated services), and every firing alert re-sent
 /// every two minutes, as
 /// Alertmanager does with a short `group_interval`.
 fn storm_lines(topology: &Topology, target: usize) -> Vec<String> {
-    // This shape yields about 540,000 lines a day; generate enough days,
-    // with a little margin, and cut at the target.
+    // This shape yields at least 520,000 lines a day; generate enough
+    // days and cut at the target.
     let days = (target as f64 / 520_000.0).max(0.01);
     let spec = StormSpec {
         seed: 42,
