@@ -223,7 +223,7 @@ fn main() {
 
 /// A storm of `target` single-alert webhook lines of about 1.1 KB over a
 /// 2,000-service platform, at a fixed busy rate; the size sets how long it
-/// lasts (a day and a half or so for a million lines). Per day: 2,080
+/// lasts (under two days for a million lines). Per day: 2,080
 /// independent faults (each propagating up to three hops to the callers
 /// with two to six instances per affected service and one to three symptom
 /// rules per caller), 2,600 noise alerts an hour on random
