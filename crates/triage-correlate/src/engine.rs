@@ -867,7 +867,12 @@ impl Correlator {
         let admits = |link: &&Link| self.admits(link, obs);
         let closest = closest_link(links.iter().filter(admits), grouping.hop_cost, strong)?;
         let by_topology = closest.rank < crate::linker::LABEL_RULE_RANK;
-        if !strong && by_topology && !grouping.weak_link_within.is_zero() {
+        // A link with a weak alert at either end is weak evidence: a warning
+        // joining, or a failure whose only alerting neighbour merely warns
+        // (strong alerts take links to strong services first, so this is
+        // the only kind left).
+        let weak_link = !strong || !closest.via_strong;
+        if weak_link && by_topology && !grouping.weak_link_within.is_zero() {
             let far = link_distance(closest, grouping.hop_cost) > nanos(grouping.weak_link_within);
             let same_alert = closest.rank == 0
                 && closest
@@ -877,7 +882,8 @@ impl Correlator {
                     .is_some_and(|v| v.traits.alertname == obs.traits.alertname);
             if far && !same_alert {
                 // A warning minutes after its neighbour started failing is
-                // more often the fleet's background than a symptom.
+                // more often the fleet's background than a symptom, and so
+                // is a warning minutes before a neighbour fails.
                 return None;
             }
         }

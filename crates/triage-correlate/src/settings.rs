@@ -60,11 +60,13 @@ pub struct Grouping {
     /// that has just started alerting is a likelier link than one that
     /// alerted minutes ago, however near in the graph.
     pub hop_cost: Duration,
-    /// An alert below `error` joins a group through topology only when its
-    /// link (event time plus `hop_cost` per hop) is at most this long, and
-    /// any alert links through services that alert nowhere only within
-    /// this much event time; zero removes both bounds. More instances of
-    /// one alert on one service are exempt.
+    /// A weak link (an alert below `error` joining, or a strong alert
+    /// whose only link is to a service that alerts below `error`) places
+    /// an alert through topology only when the link (event time plus
+    /// `hop_cost` per hop) is at most this long, and any alert links
+    /// through services that alert nowhere only within this much event
+    /// time; zero removes both bounds. More instances of one alert on one
+    /// service are exempt.
     pub weak_link_within: Duration,
     /// For alerts whose service is unknown: alerts with equal values of
     /// these labels join one group.

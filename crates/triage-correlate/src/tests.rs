@@ -238,9 +238,9 @@ fn a_symptom_of_two_incidents_joins_one_and_merges_nothing() {
     let mut settings = Settings::default();
     settings.declare.min_alerts = 2;
     let db: Vec<_> =
-        (0..2).map(|i| alert("HighErrorRate", "payment", "warning", &format!("{i}"))).collect();
+        (0..2).map(|i| alert("HighErrorRate", "payment", "error", &format!("{i}"))).collect();
     let idx: Vec<_> =
-        (0..2).map(|i| alert("IndexLag", "search-index", "warning", &format!("{i}"))).collect();
+        (0..2).map(|i| alert("IndexLag", "search-index", "error", &format!("{i}"))).collect();
     // web depends on both faults, two hops up from each (through checkout
     // and search): it is degraded by each, which does not make them one.
     let web = alert("SLOBurn", "web", "error", "a");
@@ -347,6 +347,26 @@ fn a_warning_joins_through_the_graph_only_when_its_link_is_close() {
 }
 
 #[test]
+fn a_failure_whose_only_alerting_neighbour_warns_joins_it_only_when_close() {
+    // cart -> redis: redis only warns, then cart fails.
+    let failure = alert("HighErrorRate", "cart", "critical", "a");
+    let run = |failure_at: i64, severity_of_redis: &str| {
+        let redis = alert("HighCPU", "redis", severity_of_redis, "a");
+        let mut h = Harness::new(Settings::default());
+        h.feed(&[firing(&redis, 0), firing(&failure, failure_at)]).finish();
+        h.engine.stats().groups_opened
+    };
+    // 30s and one hop: 90s, within 2m.
+    assert_eq!(run(30, "warning"), 1);
+    // 90s and one hop: 150s. A warning this long before a neighbour fails
+    // is more often the background than the cause.
+    assert_eq!(run(90, "warning"), 2);
+    // Had redis alerted at error, the link would be strong, and close
+    // enough within the window.
+    assert_eq!(run(90, "error"), 1);
+}
+
+#[test]
 fn a_symptom_of_a_fresh_failure_below_it_does_not_merge_a_group_it_would_explain_from_afar() {
     let mut settings = Settings::default();
     settings.declare.min_alerts = 2;
@@ -449,19 +469,20 @@ fn severity_escalates_at_once_and_never_drops() {
     settings.declare.min_alerts = 2;
     let idx: Vec<_> =
         (0..2).map(|i| alert("IndexLag", "search-index", "warning", &format!("{i}"))).collect();
-    let web = alert("SLOBurn", "web", "critical", "a");
+    // One hop above, soon after: close enough for a link to a warning.
+    let search = alert("SLOBurn", "search", "critical", "a");
     let mut h = Harness::new(settings);
     h.feed(&[firing(&idx[0], 0), firing(&idx[1], 1)]);
-    h.engine.advance_to(at(100), &mut h.sink);
+    h.engine.advance_to(at(40), &mut h.sink);
     let declared = h.sink.events[0].severity;
-    h.feed(&[firing(&web, 100)]);
-    h.engine.advance_to(at(140), &mut h.sink);
+    h.feed(&[firing(&search, 40)]);
+    h.engine.advance_to(at(80), &mut h.sink);
     let escalation = h.sink.events.iter().find(|e| e.severity.is_above(declared)).cloned();
     let escalation = escalation.unwrap_or_else(|| panic!("no escalation: {:#?}", h.sink.events));
     assert_eq!(escalation.event, EventKind::Updated);
-    assert_eq!(escalation.at, at(100), "sent when the critical alert was placed, not coalesced");
+    assert_eq!(escalation.at, at(40), "sent when the critical alert was placed, not coalesced");
     assert_eq!(escalation.severity, Priority::P2);
-    let events = h.feed(&[resolved(&web, 100, 150)]).drain().to_vec();
+    let events = h.feed(&[resolved(&search, 40, 90)]).drain().to_vec();
     assert!(
         events
             .iter()
