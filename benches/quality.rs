@@ -3,10 +3,13 @@
 //! storm plus the mean per shape. The table in `docs/evaluation.md` comes
 //! from this run.
 //!
-//! Run: `cargo bench --bench quality` (`TRIAGE_BENCH_NO_CONTENT=1` turns
-//! content clustering off for every shape, `TRIAGE_BENCH_CONTENT_EPS` sets
-//! its `eps`; `TRIAGE_BENCH_DUMP=DIR` writes each storm's alerts, truth
-//! and incident events there, for reading the errors behind a score).
+//! Run: `cargo bench --bench quality`. For experiments:
+//! `TRIAGE_BENCH_NO_CONTENT=1` turns content clustering off for every
+//! shape, `TRIAGE_BENCH_CONTENT_EPS` sets its `eps`,
+//! `TRIAGE_BENCH_WINDOW_SECS` the grouping window, `TRIAGE_BENCH_INSTANCES`
+//! and `TRIAGE_BENCH_SYMPTOMS` (`LO-HI`) the default pass's density, and
+//! `TRIAGE_BENCH_DUMP=DIR` writes each storm's alerts, truth and incident
+//! events there, for reading the errors behind a score.
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -37,17 +40,20 @@ fn main() {
         Shape { name: "wide fan-out (300)", config: config_for(wide_fanout(300, 9)), faults: 40 },
     ];
     let without_content = std::env::var_os("TRIAGE_BENCH_NO_CONTENT").is_some();
-    if without_content || std::env::var_os("TRIAGE_BENCH_CONTENT_EPS").is_some() {
-        for shape in &mut shapes {
-            let mut settings = (*shape.config.settings).clone();
-            settings.content.enabled = !without_content;
-            if let Some(eps) =
-                std::env::var("TRIAGE_BENCH_CONTENT_EPS").ok().and_then(|v| v.parse().ok())
-            {
-                settings.content.eps = eps;
-            }
-            shape.config.settings = std::sync::Arc::new(settings);
+    let eps: Option<f32> =
+        std::env::var("TRIAGE_BENCH_CONTENT_EPS").ok().and_then(|v| v.parse().ok());
+    let window: Option<u64> =
+        std::env::var("TRIAGE_BENCH_WINDOW_SECS").ok().and_then(|v| v.parse().ok());
+    for shape in &mut shapes {
+        let mut settings = (*shape.config.settings).clone();
+        settings.content.enabled &= !without_content;
+        if let Some(eps) = eps {
+            settings.content.eps = eps;
         }
+        if let Some(secs) = window {
+            settings.grouping.window = Duration::from_secs(secs);
+        }
+        shape.config.settings = std::sync::Arc::new(settings);
     }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
