@@ -509,6 +509,8 @@ impl Correlator {
     /// the group saying one thing, and that thing is `name`.
     fn keeps_subject(&self, group: &Group, name: &str, severity: AlertSeverity) -> bool {
         let strong = crate::analysis::STRONG;
+        // The opener's own name: the subject, or (under a strong subject
+        // of another name) features that are kept but never a point.
         let opener = self.alerts.get(&group.opener.0);
         if opener.is_some_and(|o| *o.traits.alertname == *name) {
             return true;
@@ -571,7 +573,7 @@ impl Correlator {
         if per_name.is_empty() {
             return;
         }
-        let mut eligible: FxHashMap<GroupId, Option<Arc<str>>> = FxHashMap::default();
+        let mut eligible: FxHashMap<GroupId, Option<&str>> = FxHashMap::default();
         let mut points: Vec<(Timestamp, Fingerprint, GroupId, crate::content::Features)> =
             Vec::new();
         for (at, fp, alert) in candidates {
@@ -582,9 +584,9 @@ impl Correlator {
             let group = alert.group;
             let subject = eligible.entry(group).or_insert_with(|| {
                 let g = self.groups.get(&group).filter(|g| g.joinable)?;
-                self.subject_of(g).map(Arc::<str>::from)
+                self.subject_of(g)
             });
-            if subject.as_deref() == Some(&*alert.traits.alertname) {
+            if *subject == Some(&*alert.traits.alertname) {
                 points.push((at, fp, group, **content));
             }
         }

@@ -254,6 +254,7 @@ impl Linker for TopologyLinker {
             if !self.active.contains(near.service) {
                 continue;
             }
+            let quiet_path = self.is_quiet_path(*service, near);
             for entry in self.index.get(&near.service) {
                 let group = entry.group;
                 let gap = alert.at.unix_nanos().saturating_sub(entry.at.unix_nanos());
@@ -276,7 +277,7 @@ impl Linker for TopologyLinker {
                     rank: u32::from(near.hops),
                     explains,
                     via_strong,
-                    quiet_path: self.is_quiet_path(*service, near),
+                    quiet_path,
                     reason: JoinReason::Topology {
                         via: entry.via,
                         via_service: near.service,

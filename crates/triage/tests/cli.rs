@@ -1,35 +1,21 @@
 //! The command line as users meet it: exit codes, error messages that say
 //! where and why, rejected records kept, and `--help` on every command.
 
-use std::io::Write;
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Command, Output, Stdio};
 
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
-}
+use common::repo;
 
 fn triage(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_triage"))
+    let child = Command::new(env!("CARGO_BIN_EXE_triage"))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
-    // Written from another thread, so output larger than the pipe's buffer
-    // cannot stall the child before its input is all in.
-    let input = stdin.to_vec();
-    let writer = child.stdin.take().map(|mut pipe| {
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&input);
-        })
-    });
-    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-    if let Some(writer) = writer {
-        let _ = writer.join();
-    }
-    output
+    common::output_fed(child, stdin.to_vec())
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -131,9 +131,25 @@ pub fn storm(dir: &Scratch, seed: u64, sentinels: u32) -> (PathBuf, Vec<String>)
     (path, lines)
 }
 
+/// Writes `input` to `child`'s stdin and collects its output. The input
+/// goes from another thread: a storm's events outgrow the pipe's buffer
+/// long before its alerts are all written.
+pub fn output_fed(mut child: Child, input: Vec<u8>) -> Output {
+    let writer = child.stdin.take().map(|mut stdin| {
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        })
+    });
+    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    output
+}
+
 /// What `triage replay` writes for `lines` on `partition` with `options`.
 pub fn replay(config: &Path, lines: &[&str], partition: u32, options: &[&str]) -> Vec<String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_triage"))
+    let child = Command::new(env!("CARGO_BIN_EXE_triage"))
         .args(["replay", "--summary", "none", "--partition", &partition.to_string(), "--config"])
         .arg(config)
         .args(options)
@@ -141,18 +157,7 @@ pub fn replay(config: &Path, lines: &[&str], partition: u32, options: &[&str]) -
         .stdout(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
-    // Written from another thread: a storm's events outgrow the pipe's
-    // buffer long before its alerts are all written.
-    let input = lines.join("\n") + "\n";
-    let writer = child.stdin.take().map(|mut stdin| {
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-        })
-    });
-    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-    if let Some(writer) = writer {
-        let _ = writer.join();
-    }
+    let output = output_fed(child, (lines.join("\n") + "\n").into_bytes());
     assert!(output.status.success());
     String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
 }
